@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "stt",
+    products: [
+        .executable(name: "stt", targets: ["stt"]),
+        .library(name: "RNNT", targets: ["RNNT"]),
+        .library(name: "Conformer", targets: ["Conformer"]),
+        .library(name: "WeightLoader", targets: ["WeightLoader"]),
+        .library(name: "Tensor", targets: ["Tensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
+            providers: [.apt(["libfftw3-dev"])]),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CFFTW"]),
+        .target(name: "WeightLoader", dependencies: ["Tensor"]),
+        .target(name: "Conformer", dependencies: ["Tensor", "WeightLoader"]),
+        .target(name: "RNNT", dependencies: ["Conformer", "WeightLoader", "Tensor"]),
+        .executableTarget(
+            name: "stt",
+            dependencies: [
+                "RNNT", "Conformer", "WeightLoader", "Tensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor"],
+            path: "Tests/WeightLoaderTests"),
+        .testTarget(
+            name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// The FastConformer encoder: typed weights and streaming step over explicit caches.

@@ -1,0 +1,1 @@
+// The RNN-T prediction network, joint, and greedy decoding.

@@ -1,0 +1,62 @@
+/// The RNN-T prediction network and joint, every number read off the loaded tensors.
+public struct DecoderDescription: Sendable, Equatable {
+    /// Output classes of the joint, blank included (blank is the last id).
+    public let classes: Int
+    public var blank: Int { classes - 1 }
+    public let predictionHidden: Int
+    public let lstmLayers: Int
+    public let jointHidden: Int
+    /// Width of the encoder frames the joint takes.
+    public let encoderDim: Int
+    public let predictionParameters: Int
+    public let jointParameters: Int
+
+    public init(graph g: ExportedGraph) throws(LoaderError) {
+        let path = g.path
+        func fail(_ why: String) -> LoaderError { .notFastConformer(path, why) }
+        func param(_ name: String) throws(LoaderError) -> Parameter {
+            guard let p = g.parameter(name) else { throw fail("it has no \(name)") }
+            return p
+        }
+        func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
+            let p = try param(name + ".weight")
+            guard p.tensor.rank == 2 else { throw fail("\(name).weight has shape \(p.tensor.shape)") }
+            return p.layout == .inputMajor ? (p.tensor.shape[0], p.tensor.shape[1]) : (p.tensor.shape[1], p.tensor.shape[0])
+        }
+        let embed = try param("decoder.prediction.embed.weight").tensor.shape
+        guard embed.count == 2 else { throw fail("the embedding has shape \(embed)") }
+        classes = embed[0]
+        predictionHidden = embed[1]
+        var layers = 0
+        while g.parameter("decoder.prediction.dec_rnn.lstm.weight_ih_l\(layers)") != nil { layers += 1 }
+        guard layers > 0 else { throw fail("it has no LSTM in decoder.prediction.dec_rnn") }
+        lstmLayers = layers
+        for k in 0..<layers {
+            let input = k == 0 ? predictionHidden : predictionHidden
+            guard try param("decoder.prediction.dec_rnn.lstm.weight_ih_l\(k)").tensor.shape == [4 * predictionHidden, input],
+                  try param("decoder.prediction.dec_rnn.lstm.weight_hh_l\(k)").tensor.shape
+                    == [4 * predictionHidden, predictionHidden] else {
+                throw fail("LSTM layer \(k) is not \(predictionHidden) → \(predictionHidden)")
+            }
+        }
+        let enc = try linear("joint.enc")
+        let pred = try linear("joint.pred")
+        // joint_net is Sequential(ReLU, [Dropout,] Linear): its last Linear is the output layer.
+        let outIndex = g.parameters.keys.compactMap { key -> Int? in
+            guard key.hasPrefix("joint.joint_net."), key.hasSuffix(".weight") else { return nil }
+            return Int(key.dropFirst("joint.joint_net.".count).dropLast(".weight".count))
+        }.max()
+        guard let outIndex else { throw fail("it has no joint.joint_net output layer") }
+        let out = try linear("joint.joint_net.\(outIndex)")
+        encoderDim = enc.input
+        jointHidden = enc.output
+        guard pred.input == predictionHidden, pred.output == jointHidden, out.input == jointHidden else {
+            throw fail("joint sizes do not fit: enc \(enc), pred \(pred), out \(out), prediction \(predictionHidden)")
+        }
+        guard out.output == classes else {
+            throw fail("the joint has \(out.output) outputs but the embedding \(classes) rows")
+        }
+        predictionParameters = g.parameters.filter { $0.key.hasPrefix("decoder.") }.values.reduce(0) { $0 + $1.tensor.count }
+        jointParameters = g.parameters.filter { $0.key.hasPrefix("joint.") }.values.reduce(0) { $0 + $1.tensor.count }
+    }
+}

@@ -1,0 +1,195 @@
+import Tensor
+
+/// One exported ONNX graph reduced to what the engine needs: every parameter under its PyTorch module path,
+/// the positional table, the graph's inputs and outputs, and a few facts the graph states about itself.
+public struct ExportedGraph: @unchecked Sendable {
+    public enum Kind: Sendable, Equatable, CustomStringConvertible {
+        /// Cache-aware encoder (`audio_signal`, `length`, three cache inputs).
+        case encoder
+        /// Encoder exported without cache support.
+        case encoderWithoutCache
+        /// Encoder and CTC decoder in one graph (`logprobs` output).
+        case ctc
+        /// RNN-T prediction network and joint.
+        case decoderJoint
+
+        public var description: String {
+            switch self {
+            case .encoder: "a cache-aware encoder export"
+            case .encoderWithoutCache: "an encoder export without cache support"
+            case .ctc: "an encoder + CTC decoder export"
+            case .decoderJoint: "a decoder_joint export"
+            }
+        }
+    }
+
+    public let path: String
+    public let kind: Kind
+    public let opset: Int64?
+    public let producer: String
+    public let inputs: [ONNXValueInfo]
+    public let outputs: [ONNXValueInfo]
+    /// Parameters by module path.
+    public let parameters: [String: Parameter]
+    /// Initializers that are not parameters (shape constants and folded scalars).
+    public let graphConstants: [String]
+    /// The relative positional table ([1, 2·max_len − 1, d_model], rows for distances max_len−1 … −(max_len−1)),
+    /// which the exporter stores in a `Constant` node.
+    public let positionalTable: Tensor?
+    /// LayerNorm epsilon as the graph states it (the `epsilon` attribute, or the constant added before the square
+    /// root where LayerNorm is decomposed below opset 17).
+    public let layerNormEpsilon: Float?
+    /// The attention context [left, right] (frames) the export was made with, read from its chunked-limited mask:
+    /// the chunk size R+1 divides a Range of frame indices, and the chunk-distance limit is left/(R+1).
+    public let exportAttContext: [Int]?
+    /// Bytes of float32 parameter data, counting shared tensors once.
+    public let weightBytes: Int
+
+    public var parameterPaths: [String] { parameters.keys.sorted() }
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.tensor.count } }
+
+    public func parameter(_ path: String) -> Parameter? { parameters[path] }
+
+    public func input(_ name: String) -> ONNXValueInfo? { inputs.first { $0.name == name } }
+    public func output(_ name: String) -> ONNXValueInfo? { outputs.first { $0.name == name } }
+
+    public init(path: String) throws(LoaderError) {
+        let file = try ONNXFile(path: path)
+        let graph = file.graph
+        self.path = path
+        opset = file.opset
+        producer = [file.header.producerName, file.header.producerVersion].filter { !$0.isEmpty }
+            .joined(separator: " ")
+        inputs = graph.inputs.filter { input in !graph.initializers.contains { $0.name == input.name } }
+        outputs = graph.outputs
+        kind = try Self.kind(inputs: inputs, outputs: outputs, path: path)
+
+        let map = try ParameterMap(graph: graph, path: path)
+        graphConstants = map.graphConstants
+        var loaded: [Int: Tensor] = [:]
+        var parameters: [String: Parameter] = [:]
+        var bytes = 0
+        for (modulePath, source) in map.sources {
+            let initializer = graph.initializers[source.initializer]
+            let raw: Tensor
+            if let cached = loaded[source.initializer] {
+                raw = cached
+            } else {
+                raw = try file.floatTensor(initializer)
+                loaded[source.initializer] = raw
+                bytes += raw.count * 4
+            }
+            let tensor = try Self.transform(raw, source.transform, name: initializer.name, path: path)
+            parameters[modulePath] = Parameter(path: modulePath, tensor: tensor, layout: source.layout,
+                                               source: initializer.name)
+        }
+        self.parameters = parameters
+
+        var table: Tensor?
+        var integers: [String: [Int64]] = [:]
+        for node in graph.nodes where node.opType == "Constant" {
+            guard let value = node.attribute("value")?.tensor else { continue }
+            if value.dataType == .float, value.dims.count == 3, value.dims[0] == 1, value.dims[1] % 2 == 1,
+               value.elementCount > (table?.count ?? 0), node.name.contains("pos_enc") || table == nil {
+                table = try file.floatTensor(value)
+            } else if value.dataType == .int64 || value.dataType == .int32, value.elementCount <= 8,
+                      let values = file.integerValues(value) {
+                integers[node.outputs[0]] = values
+            }
+        }
+        positionalTable = table
+        if let table { bytes += table.count * 4 }
+        exportAttContext = Self.attentionContext(graph: graph, constants: integers)
+        weightBytes = bytes
+        layerNormEpsilon = Self.layerNormEpsilon(graph: graph, file: file)
+    }
+
+    private static func kind(inputs: [ONNXValueInfo], outputs: [ONNXValueInfo], path: String) throws(LoaderError) -> Kind {
+        let names = Set(inputs.map(\.name))
+        if names.contains("audio_signal") {
+            let cached = names.contains("cache_last_channel") && names.contains("cache_last_time")
+                && names.contains("cache_last_channel_len")
+            if !cached { return .encoderWithoutCache }
+            return outputs.first?.name == "logprobs" ? .ctc : .encoder
+        }
+        if names.contains("encoder_outputs") && names.contains("targets") { return .decoderJoint }
+        let list = inputs.map(\.name).joined(separator: ", ")
+        throw .notFastConformer(path, "its inputs are [\(list)]; expected audio_signal (encoder) or "
+            + "encoder_outputs and targets (decoder_joint)")
+    }
+
+    /// LSTM weights from ONNX (W [1, 4H, in], R [1, 4H, H], B [1, 8H], gates i, o, f, c) into PyTorch's
+    /// weight_ih / weight_hh / bias_ih / bias_hh (gates i, f, g, o).
+    private static func transform(_ raw: Tensor, _ transform: ParameterSource.Transform, name: String,
+                                  path: String) throws(LoaderError) -> Tensor {
+        if transform == .none { return raw }
+        let shape = raw.shape
+        guard shape.count >= 2, shape[0] == 1 else {
+            throw .badTensor(path, tensor: name, "LSTM parameter of shape \(shape), expected one direction [1, …]")
+        }
+        let rows: Int, cols: Int, offset: Int
+        switch transform {
+        case .lstmInputWeights, .lstmRecurrentWeights:
+            guard shape.count == 3, shape[1] % 4 == 0 else {
+                throw .badTensor(path, tensor: name, "LSTM weight of shape \(shape), expected [1, 4·H, in]")
+            }
+            rows = shape[1]; cols = shape[2]; offset = 0
+        case .lstmInputBias, .lstmRecurrentBias:
+            guard shape.count == 2, shape[1] % 8 == 0 else {
+                throw .badTensor(path, tensor: name, "LSTM bias of shape \(shape), expected [1, 8·H]")
+            }
+            rows = shape[1] / 2; cols = 1; offset = transform == .lstmRecurrentBias ? rows : 0
+        case .none:
+            return raw
+        }
+        let hidden = rows / 4
+        let result = Tensor(zeros: cols == 1 ? [rows] : [rows, cols])
+        // PyTorch gate g ← ONNX gate: i ← i(0), f ← f(2), g ← c(3), o ← o(1).
+        for (torchGate, onnxGate) in [(0, 0), (1, 2), (2, 3), (3, 1)] {
+            let src = raw.data + offset + onnxGate * hidden * cols
+            let dst = result.data + torchGate * hidden * cols
+            dst.update(from: src, count: hidden * cols)
+        }
+        return result
+    }
+
+    private static func attentionContext(graph: ONNXGraph, constants: [String: [Int64]]) -> [Int]? {
+        var producers: [String: ONNXNode] = [:]
+        for node in graph.nodes { for out in node.outputs { producers[out] = node } }
+        func scalar(_ value: String) -> Int? {
+            guard let v = constants[value], v.count == 1 else { return nil }
+            return Int(v[0])
+        }
+        guard let div = graph.nodes.first(where: { node in
+                  node.opType == "Div" && node.inputs.count == 2 && producers[node.inputs[0]]?.opType == "Range"
+                      && scalar(node.inputs[1]) != nil }),
+              let chunk = scalar(div.inputs[1]), chunk > 0,
+              let limit = graph.nodes.first(where: { $0.opType == "LessOrEqual" && $0.inputs.count == 2
+                  && scalar($0.inputs[1]) != nil }),
+              let chunks = scalar(limit.inputs[1]), chunks >= 0 else { return nil }
+        return [chunks * chunk, chunk - 1]
+    }
+
+    private static func layerNormEpsilon(graph: ONNXGraph, file: ONNXFile) -> Float? {
+        if let node = graph.nodes.first(where: { $0.opType == "LayerNormalization" }) {
+            return node.attribute("epsilon")?.float ?? 1e-5
+        }
+        // Decomposed: Sqrt(Add(ReduceMean(Pow(x − mean, 2)), eps)). The eps is a Constant or an initializer.
+        var producers: [String: ONNXNode] = [:]
+        for node in graph.nodes { for out in node.outputs { producers[out] = node } }
+        var scalars: [String: Float] = [:]
+        for node in graph.nodes where node.opType == "Constant" {
+            if let t = node.attribute("value")?.tensor, t.elementCount == 1, let v = file.floatValues(t)?.first {
+                scalars[node.outputs[0]] = v
+            }
+        }
+        for t in graph.initializers where t.elementCount == 1 {
+            if let v = file.floatValues(t)?.first { scalars[t.name] = v }
+        }
+        for sqrt in graph.nodes where sqrt.opType == "Sqrt" && sqrt.name.contains("norm") {
+            guard let add = producers[sqrt.inputs[0]], add.opType == "Add" else { continue }
+            for input in add.inputs { if let eps = scalars[input] { return eps } }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// A read-only memory map of a whole file. Only the protobuf framing is read through the map; tensor payloads are
+/// copied out with `pread` straight into their destination, so the file's pages never count twice in our memory.
+final class MappedFile {
+    let path: String
+    let size: Int
+    let fd: Int32
+    private let base: UnsafeMutableRawPointer?
+
+    init(path: String) throws(LoaderError) {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .fileNotFound(path)
+        }
+        guard !isDirectory.boolValue else { throw .notAFile(path) }
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .unreadable(path, reason)
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let mapped, mapped != MAP_FAILED else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .unreadable(path, reason)
+        }
+        base = mapped
+    }
+
+    deinit {
+        if let base { munmap(base, size) }
+        close(fd)
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// Copies `count` bytes at `offset` into `destination` with pread (no page of the map is touched).
+    func copy(offset: Int, count: Int, into destination: UnsafeMutableRawPointer) throws(LoaderError) {
+        var done = 0
+        while done < count {
+            let n = pread(fd, destination + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path, String(cString: strerror(errno)))
+            }
+            if n == 0 { throw .truncated(path, "the file ended while reading tensor bytes") }
+            done += n
+        }
+    }
+}

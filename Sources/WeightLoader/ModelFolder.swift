@@ -1,0 +1,139 @@
+import Foundation
+
+/// The optional `model.json` our exporter writes beside the ONNX files: what the weights cannot tell.
+public struct ModelMetadata: Codable, Sendable, Equatable {
+    /// Trained look-ahead settings as [left, right] in encoder frames.
+    public var attContextSizes: [[Int]]?
+    /// The [left, right] the encoder export was made with.
+    public var exportAttContext: [Int]?
+    public var cacheSupport: Bool?
+    public var decoderType: String?
+    public var maxSymbols: Int?
+    public var sampleRate: Int?
+    public var opset: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case attContextSizes = "att_context_sizes", exportAttContext = "export_att_context"
+        case cacheSupport = "cache_support", decoderType = "decoder_type", maxSymbols = "max_symbols"
+        case sampleRate = "sample_rate", opset
+    }
+
+    public init() {}
+
+    public static func read(_ path: String) throws(LoaderError) -> ModelMetadata {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
+        do {
+            return try JSONDecoder().decode(ModelMetadata.self, from: data)
+        } catch {
+            throw .badMetadata(path, "not a valid model.json: \(error)")
+        }
+    }
+}
+
+/// Locates the files of a model folder: `encoder-NAME.onnx` (or `encoder.onnx`), `decoder_joint-NAME.onnx`,
+/// or a single CTC graph, plus `tokens.txt` and `model.json` when present.
+public struct ModelFolder: Sendable, Equatable {
+    public let directory: String
+    public let encoder: String
+    public let decoderJoint: String?
+    public let tokens: String?
+    public let metadata: String?
+
+    public init(_ path: String) throws(LoaderError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw .fileNotFound(path)
+        }
+        guard isDirectory.boolValue else {
+            throw .modelFolder(path, "expected a model folder (encoder-*.onnx, decoder_joint-*.onnx, tokens.txt)")
+        }
+        let names: [String]
+        do { names = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
+            throw .unreadable(path, "cannot list the folder")
+        }
+        let onnx = names.filter { $0.hasSuffix(".onnx") }
+        let encoders = onnx.filter { $0.hasPrefix("encoder") || $0.hasPrefix("ctc") || $0 == "model.onnx" }
+        let decoders = onnx.filter { $0.hasPrefix("decoder_joint") || $0.hasPrefix("decoder-joint") }
+        guard !encoders.isEmpty else {
+            throw .modelFolder(path, "no encoder-*.onnx in the folder (found: \(onnx.isEmpty ? "no .onnx files" : onnx.joined(separator: ", ")))")
+        }
+        guard encoders.count == 1 else {
+            throw .modelFolder(path, "several encoders (\(encoders.joined(separator: ", "))); keep one export per folder")
+        }
+        guard decoders.count <= 1 else {
+            throw .modelFolder(path, "several decoder_joint files (\(decoders.joined(separator: ", "))); keep one per folder")
+        }
+        func inside(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+        directory = path
+        encoder = inside(encoders[0])
+        decoderJoint = decoders.first.map(inside)
+        tokens = names.contains("tokens.txt") ? inside("tokens.txt") : nil
+        metadata = names.contains("model.json") ? inside("model.json") : nil
+    }
+}
+
+/// Reads `tokens.txt`: one `piece id` per line in id order (the blank, last, included).
+public enum TokenTable {
+    public static func read(_ path: String) throws(LoaderError) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
+        guard let text = String(data: data, encoding: .utf8) else { throw .badMetadata(path, "tokens.txt is not UTF-8") }
+        var pieces: [String] = []
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.isEmpty { continue }
+            guard let space = line.lastIndex(of: " "), let id = Int(line[line.index(after: space)...]) else {
+                throw .badMetadata(path, "line \(number + 1) is not `piece id`: \(line)")
+            }
+            guard id == pieces.count else {
+                throw .badMetadata(path, "line \(number + 1) has id \(id), expected \(pieces.count) (ids in order)")
+            }
+            pieces.append(String(line[..<space]))
+        }
+        guard !pieces.isEmpty else { throw .badMetadata(path, "tokens.txt is empty") }
+        return pieces
+    }
+}
+
+/// A model folder loaded and checked: the encoder (or CTC graph), the decoder_joint when present, and whether the
+/// two fit each other.
+public struct LoadedModel: Sendable {
+    public let folder: ModelFolder
+    public let encoder: ExportedGraph
+    public let encoderDescription: EncoderDescription
+    public let decoder: ExportedGraph?
+    public let decoderDescription: DecoderDescription?
+    public let metadata: ModelMetadata?
+    public let tokens: [String]?
+
+    public init(folder path: String) throws(LoaderError) {
+        let folder = try ModelFolder(path)
+        self.folder = folder
+        metadata = try folder.metadata.map { path throws(LoaderError) in try ModelMetadata.read(path) }
+        encoder = try ExportedGraph(path: folder.encoder)
+        switch encoder.kind {
+        case .encoder, .ctc: break
+        case .encoderWithoutCache: throw .noCacheSupport(folder.encoder)
+        case .decoderJoint: throw .wrongGraphKind(folder.encoder, expected: "an encoder", found: encoder.kind.description)
+        }
+        encoderDescription = try EncoderDescription(graph: encoder)
+        if let path = folder.decoderJoint {
+            let decoder = try ExportedGraph(path: path)
+            guard decoder.kind == .decoderJoint else {
+                throw .wrongGraphKind(path, expected: "a decoder_joint export", found: decoder.kind.description)
+            }
+            let description = try DecoderDescription(graph: decoder)
+            guard description.encoderDim == encoderDescription.dModel else {
+                throw .mismatchedPair(encoder: folder.encoder, decoder: path,
+                                      "the encoder emits \(encoderDescription.dModel)-wide frames, the joint takes \(description.encoderDim)")
+            }
+            self.decoder = decoder
+            decoderDescription = description
+        } else {
+            decoder = nil
+            decoderDescription = nil
+        }
+        tokens = try folder.tokens.map { path throws(LoaderError) in try TokenTable.read(path) }
+        if let tokens, let classes = decoderDescription?.classes, tokens.count != classes {
+            throw .badMetadata(folder.tokens ?? path, "tokens.txt has \(tokens.count) pieces, the model \(classes) classes")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Tensor
+
+/// One decoded ONNX file: header, graph, and the file it came from (kept open to copy payloads on demand).
+public final class ONNXFile {
+    public let path: String
+    public let header: ONNXModelHeader
+    public let graph: ONNXGraph
+    let file: MappedFile
+
+    public init(path: String) throws(LoaderError) {
+        self.path = path
+        file = try MappedFile(path: path)
+        guard file.size > 0 else { throw .emptyFile(path) }
+        var reader = ProtobufReader(bytes: file.bytes, range: 0..<file.size)
+        let decoded: (ONNXModelHeader, ONNXGraph?)
+        do {
+            decoded = try ONNXDecoder.model(&reader)
+        } catch {
+            throw Self.classify(error, path: path, file: file)
+        }
+        guard decoded.0.irVersion != nil, let graph = decoded.1 else {
+            throw .notONNX(path, decoded.0.irVersion == nil ? "no ir_version field" : "no graph")
+        }
+        guard !graph.nodes.isEmpty else { throw .notONNX(path, "the graph has no nodes") }
+        header = decoded.0
+        self.graph = graph
+    }
+
+    /// A file cut short fails with a field that runs past the end of the file; anything else is garbage.
+    /// Every ONNX writer puts ir_version first (tag byte 0x08): a file that starts otherwise is not ONNX.
+    private static func classify(_ error: ProtobufReader.Failure, path: String, file: MappedFile) -> LoaderError {
+        guard file.bytes[0] == 0x08 else {
+            return .notONNX(path, "it does not start with an ONNX model header")
+        }
+        switch error {
+        case .pastEnd(let offset, let needed, let available):
+            return .truncated(path, "a field at byte \(offset) needs \(needed) bytes, only \(available) remain; "
+                + "file size \(file.size) bytes")
+        case .malformed(let offset, let why):
+            return .notONNX(path, "corrupt protobuf: \(why) at byte \(offset)")
+        }
+    }
+
+    public var opset: Int64? { header.opset }
+
+    /// Copies a float32 tensor's values out of the file into aligned storage.
+    public func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
+        guard let type = tensor.dataType, type == .float else {
+            let name = tensor.dataType?.description ?? "data type \(tensor.rawDataType)"
+            throw .unsupportedTensorType(path, tensor: tensor.name, type: name)
+        }
+        guard tensor.dims.allSatisfy({ $0 >= 0 }) else {
+            throw .badTensor(path, tensor: tensor.name, "negative dimension in \(tensor.dims)")
+        }
+        let count = tensor.elementCount
+        let result = Tensor(zeros: shape ?? tensor.dims)
+        switch tensor.payload {
+        case .raw(let range):
+            guard range.count == count * 4 else {
+                throw .badTensor(path, tensor: tensor.name,
+                                 "holds \(range.count) bytes, its shape \(tensor.dims) needs \(count * 4)")
+            }
+            try file.copy(offset: range.lowerBound, count: range.count, into: result.data)
+        case .floats(let ranges):
+            let bytes = ranges.reduce(0) { $0 + $1.count }
+            guard bytes == count * 4 else {
+                throw .badTensor(path, tensor: tensor.name,
+                                 "holds \(bytes / 4) floats, its shape \(tensor.dims) needs \(count)")
+            }
+            var written = 0
+            for range in ranges {
+                let src = UnsafeRawBufferPointer(rebasing: file.bytes[range])
+                UnsafeMutableRawPointer(result.data + written).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                written += range.count / 4
+            }
+        case .external:
+            throw .externalData(path, tensor: tensor.name)
+        case .empty:
+            guard count == 0 else { throw .badTensor(path, tensor: tensor.name, "has no data") }
+        case .integers:
+            throw .badTensor(path, tensor: tensor.name, "float tensor stored as integers")
+        }
+        return result
+    }
+
+    /// The values of a small integer tensor (shapes, indices, scalars in Constant nodes).
+    public func integerValues(_ tensor: ONNXTensor) -> [Int64]? {
+        switch tensor.payload {
+        case .integers(let values): return values
+        case .raw(let range):
+            guard let type = tensor.dataType else { return nil }
+            let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[range])
+            switch type {
+            case .int64:
+                return (0..<(bytes.count / 8)).map { bytes.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
+            case .int32:
+                return (0..<(bytes.count / 4)).map {
+                    Int64(bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))
+                }
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    /// The values of a small float tensor without allocating aligned storage (scalars in Constant nodes).
+    public func floatValues(_ tensor: ONNXTensor) -> [Float]? {
+        guard tensor.dataType == .float else { return nil }
+        switch tensor.payload {
+        case .raw(let range):
+            let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[range])
+            return (0..<(bytes.count / 4)).map { bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+        case .floats(let ranges):
+            return ranges.flatMap { range in
+                let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[range])
+                return (0..<(bytes.count / 4)).map { bytes.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) }
+            }
+        default: return nil
+        }
+    }
+}

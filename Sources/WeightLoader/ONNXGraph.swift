@@ -1,0 +1,274 @@
+/// The parts of an ONNX model a weight loader needs, decoded from the protobuf wire format without copying
+/// tensor payloads (field numbers from onnx.proto).
+public enum ONNXDataType: Int32, Sendable, CustomStringConvertible {
+    case undefined = 0, float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7, string = 8,
+         bool = 9, float16 = 10, double = 11, uint32 = 12, uint64 = 13, complex64 = 14, complex128 = 15,
+         bfloat16 = 16
+
+    public var description: String {
+        switch self {
+        case .undefined: "undefined"
+        case .float: "float32"
+        case .uint8: "uint8"
+        case .int8: "int8"
+        case .uint16: "uint16"
+        case .int16: "int16"
+        case .int32: "int32"
+        case .int64: "int64"
+        case .string: "string"
+        case .bool: "bool"
+        case .float16: "float16"
+        case .double: "float64"
+        case .uint32: "uint32"
+        case .uint64: "uint64"
+        case .complex64: "complex64"
+        case .complex128: "complex128"
+        case .bfloat16: "bfloat16"
+        }
+    }
+}
+
+/// Where a tensor's values lie in the file.
+enum TensorPayload {
+    /// `raw_data`: little-endian values in one byte range.
+    case raw(Range<Int>)
+    /// `float_data`: one or more byte ranges of packed float32 (several when the field was split).
+    case floats([Range<Int>])
+    /// `int64_data` / `int32_data`, decoded (these are small in practice: shapes, indices).
+    case integers([Int64])
+    /// `data_location = EXTERNAL`: the values live in another file.
+    case external
+    case empty
+}
+
+public struct ONNXTensor {
+    public var name: String = ""
+    public var dims: [Int] = []
+    public var rawDataType: Int32 = 0
+    var payload: TensorPayload = .empty
+    var floatRanges: [Range<Int>] = []
+    var integers: [Int64] = []
+
+    public var dataType: ONNXDataType? { ONNXDataType(rawValue: rawDataType) }
+    public var elementCount: Int { dims.reduce(1, *) }
+}
+
+public struct ONNXAttribute {
+    public var name = ""
+    public var int: Int64?
+    public var float: Float?
+    public var ints: [Int64] = []
+    public var string: String?
+    public var tensor: ONNXTensor?
+}
+
+public struct ONNXNode {
+    public var name = ""
+    public var opType = ""
+    public var inputs: [String] = []
+    public var outputs: [String] = []
+    public var attributes: [ONNXAttribute] = []
+
+    public func attribute(_ name: String) -> ONNXAttribute? { attributes.first { $0.name == name } }
+}
+
+/// A graph input or output: element type and dimensions (nil where the dimension is symbolic).
+public struct ONNXValueInfo {
+    public var name = ""
+    public var elementType: Int32 = 0
+    public var dims: [Int?] = []
+    public var dimNames: [String?] = []
+}
+
+public struct ONNXGraph {
+    public var nodes: [ONNXNode] = []
+    public var initializers: [ONNXTensor] = []
+    public var inputs: [ONNXValueInfo] = []
+    public var outputs: [ONNXValueInfo] = []
+}
+
+public struct ONNXModelHeader {
+    public var irVersion: Int64?
+    public var producerName = ""
+    public var producerVersion = ""
+    public var opsets: [(domain: String, version: Int64)] = []
+    /// The default-domain opset ("" or "ai.onnx").
+    public var opset: Int64? { opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version }
+}
+
+/// Decoding of the ONNX messages. Each function reads one message from a reader positioned over its bytes.
+enum ONNXDecoder {
+    typealias Failure = ProtobufReader.Failure
+
+    static func model(_ r: inout ProtobufReader) throws(Failure) -> (ONNXModelHeader, ONNXGraph?) {
+        var header = ONNXModelHeader()
+        var graph: ONNXGraph?
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, .varint): header.irVersion = Int64(bitPattern: try r.readVarint())
+            case (2, .lengthDelimited): header.producerName = try r.readString()
+            case (3, .lengthDelimited): header.producerVersion = try r.readString()
+            case (7, .lengthDelimited):
+                var g = r.nested(try r.readLengthDelimited())
+                graph = try self.graph(&g)
+            case (8, .lengthDelimited):
+                var o = r.nested(try r.readLengthDelimited())
+                var domain = ""
+                var version: Int64 = 0
+                while !o.isAtEnd {
+                    let (f, w) = try o.readTag()
+                    switch (f, w) {
+                    case (1, .lengthDelimited): domain = try o.readString()
+                    case (2, .varint): version = Int64(bitPattern: try o.readVarint())
+                    default: try o.skip(w)
+                    }
+                }
+                header.opsets.append((domain, version))
+            default: try r.skip(wire)
+            }
+        }
+        return (header, graph)
+    }
+
+    static func graph(_ r: inout ProtobufReader) throws(Failure) -> ONNXGraph {
+        var graph = ONNXGraph()
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, .lengthDelimited):
+                var n = r.nested(try r.readLengthDelimited())
+                graph.nodes.append(try node(&n))
+            case (5, .lengthDelimited):
+                var t = r.nested(try r.readLengthDelimited())
+                graph.initializers.append(try tensor(&t))
+            case (11, .lengthDelimited):
+                var v = r.nested(try r.readLengthDelimited())
+                graph.inputs.append(try valueInfo(&v))
+            case (12, .lengthDelimited):
+                var v = r.nested(try r.readLengthDelimited())
+                graph.outputs.append(try valueInfo(&v))
+            default: try r.skip(wire)
+            }
+        }
+        return graph
+    }
+
+    static func node(_ r: inout ProtobufReader) throws(Failure) -> ONNXNode {
+        var node = ONNXNode()
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, .lengthDelimited): node.inputs.append(try r.readString())
+            case (2, .lengthDelimited): node.outputs.append(try r.readString())
+            case (3, .lengthDelimited): node.name = try r.readString()
+            case (4, .lengthDelimited): node.opType = try r.readString()
+            case (5, .lengthDelimited):
+                var a = r.nested(try r.readLengthDelimited())
+                node.attributes.append(try attribute(&a))
+            default: try r.skip(wire)
+            }
+        }
+        return node
+    }
+
+    static func attribute(_ r: inout ProtobufReader) throws(Failure) -> ONNXAttribute {
+        var attribute = ONNXAttribute()
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, .lengthDelimited): attribute.name = try r.readString()
+            case (2, .fixed32): attribute.float = Float(bitPattern: try r.readFixed32())
+            case (3, .varint): attribute.int = Int64(bitPattern: try r.readVarint())
+            case (4, .lengthDelimited): attribute.string = try r.readString()
+            case (5, .lengthDelimited):
+                var t = r.nested(try r.readLengthDelimited())
+                attribute.tensor = try tensor(&t)
+            case (8, .lengthDelimited), (8, .varint): try r.readVarints(wire, into: &attribute.ints)
+            default: try r.skip(wire)
+            }
+        }
+        return attribute
+    }
+
+    static func tensor(_ r: inout ProtobufReader) throws(Failure) -> ONNXTensor {
+        var tensor = ONNXTensor()
+        var dims: [Int64] = []
+        var raw: Range<Int>?
+        var external = false
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, _): try r.readVarints(wire, into: &dims)
+            case (2, .varint): tensor.rawDataType = Int32(truncatingIfNeeded: try r.readVarint())
+            case (4, .lengthDelimited): tensor.floatRanges.append(try r.readLengthDelimited())
+            case (4, .fixed32):
+                let start = r.offset
+                _ = try r.readFixed32()
+                tensor.floatRanges.append(start..<(start + 4))
+            case (5, _), (7, _): try r.readVarints(wire, into: &tensor.integers)
+            case (8, .lengthDelimited): tensor.name = try r.readString()
+            case (9, .lengthDelimited): raw = try r.readLengthDelimited()
+            case (14, .varint): external = try r.readVarint() == 1
+            default: try r.skip(wire)
+            }
+        }
+        tensor.dims = dims.map { Int(clamping: $0) }
+        if external {
+            tensor.payload = .external
+        } else if let raw {
+            tensor.payload = .raw(raw)
+        } else if !tensor.floatRanges.isEmpty {
+            tensor.payload = .floats(tensor.floatRanges)
+        } else if !tensor.integers.isEmpty {
+            tensor.payload = .integers(tensor.integers)
+        }
+        return tensor
+    }
+
+    static func valueInfo(_ r: inout ProtobufReader) throws(Failure) -> ONNXValueInfo {
+        var info = ONNXValueInfo()
+        while !r.isAtEnd {
+            let (field, wire) = try r.readTag()
+            switch (field, wire) {
+            case (1, .lengthDelimited): info.name = try r.readString()
+            case (2, .lengthDelimited):
+                // TypeProto → tensor_type (1) → elem_type (1), shape (2) → dim (1) → dim_value (1) | dim_param (2)
+                var type = r.nested(try r.readLengthDelimited())
+                while !type.isAtEnd {
+                    let (tf, tw) = try type.readTag()
+                    guard tf == 1, tw == .lengthDelimited else { try type.skip(tw); continue }
+                    var tensorType = type.nested(try type.readLengthDelimited())
+                    while !tensorType.isAtEnd {
+                        let (f, w) = try tensorType.readTag()
+                        switch (f, w) {
+                        case (1, .varint): info.elementType = Int32(truncatingIfNeeded: try tensorType.readVarint())
+                        case (2, .lengthDelimited):
+                            var shape = tensorType.nested(try tensorType.readLengthDelimited())
+                            while !shape.isAtEnd {
+                                let (sf, sw) = try shape.readTag()
+                                guard sf == 1, sw == .lengthDelimited else { try shape.skip(sw); continue }
+                                var dim = shape.nested(try shape.readLengthDelimited())
+                                var value: Int?
+                                var param: String?
+                                while !dim.isAtEnd {
+                                    let (df, dw) = try dim.readTag()
+                                    switch (df, dw) {
+                                    case (1, .varint): value = Int(clamping: Int64(bitPattern: try dim.readVarint()))
+                                    case (2, .lengthDelimited): param = try dim.readString()
+                                    default: try dim.skip(dw)
+                                    }
+                                }
+                                info.dims.append(value)
+                                info.dimNames.append(param)
+                            }
+                        default: try tensorType.skip(w)
+                        }
+                    }
+                }
+            default: try r.skip(wire)
+            }
+        }
+        return info
+    }
+}

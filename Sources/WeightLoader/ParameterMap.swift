@@ -1,0 +1,183 @@
+import Tensor
+
+/// How a parameter's values are laid out relative to the PyTorch module it comes from.
+public enum ParameterLayout: Sendable, Equatable {
+    /// Exactly as the PyTorch parameter (Conv weights [out, in, k], biases, LayerNorm, embeddings, LSTM in
+    /// PyTorch gate order i, f, g, o).
+    case torch
+    /// A Linear weight as the exporter writes it for MatMul: [in, out], the transpose of PyTorch's [out, in].
+    case inputMajor
+}
+
+public struct Parameter: Sendable {
+    /// The PyTorch module path, e.g. `layers.3.self_attn.linear_q.weight`.
+    public let path: String
+    public let tensor: Tensor
+    public let layout: ParameterLayout
+    /// The initializer (or Constant) in the file that holds the values.
+    public let source: String
+}
+
+/// Where in the graph a module path's values come from.
+struct ParameterSource {
+    enum Transform { case none, lstmInputWeights, lstmRecurrentWeights, lstmInputBias, lstmRecurrentBias }
+    let initializer: Int
+    let layout: ParameterLayout
+    let transform: Transform
+}
+
+/// Finds the module path of every weight in an exported graph.
+///
+/// Named initializers already carry their module path. The exporter also writes:
+/// - anonymous `onnx::MatMul_N` weights, named through the node that consumes them
+///   (`/layers.0/self_attn/linear_q/MatMul` → `layers.0.self_attn.linear_q.weight`), stored [in, out];
+/// - `Identity` nodes whose output is a module path and whose input is another parameter's initializer
+///   (shared or deduplicated tensors): the path aliases those values;
+/// - anonymous `onnx::LSTM_N` W, R, B inputs of an LSTM node, in ONNX gate order i, o, f, c.
+struct ParameterMap {
+    var sources: [String: ParameterSource] = [:]
+    /// Initializers that are no parameter: shape constants, scalars folded by the exporter.
+    var graphConstants: [String] = []
+
+    init(graph: ONNXGraph, path: String) throws(LoaderError) {
+        var initializerIndex: [String: Int] = [:]
+        for (i, t) in graph.initializers.enumerated() { initializerIndex[t.name] = i }
+        var identitySource: [String: String] = [:]
+        for node in graph.nodes where node.opType == "Identity" && node.inputs.count == 1 && node.outputs.count == 1 {
+            identitySource[node.outputs[0]] = node.inputs[0]
+        }
+        func initializer(feeding value: String) -> Int? {
+            var name = value
+            for _ in 0..<64 {
+                if let index = initializerIndex[name] { return index }
+                guard let next = identitySource[name] else { return nil }
+                name = next
+            }
+            return nil
+        }
+
+        var used = Set<Int>()
+        for (i, t) in graph.initializers.enumerated() where Self.isModulePath(t.name) {
+            sources[t.name] = ParameterSource(initializer: i, layout: .torch, transform: .none)
+            used.insert(i)
+        }
+        for node in graph.nodes where node.opType == "Identity" && node.outputs.count == 1 {
+            let out = node.outputs[0]
+            guard Self.isModulePath(out), sources[out] == nil, let i = initializer(feeding: node.inputs[0]) else {
+                continue
+            }
+            sources[out] = ParameterSource(initializer: i, layout: .torch, transform: .none)
+            used.insert(i)
+        }
+
+        // Node scopes leave out some module names: NeMo's RNNTDecoder keeps `embed` and `dec_rnn` in a ModuleDict
+        // `prediction`, and `/decoder/embed/Gather` consumes `decoder.prediction.embed.weight`. Learn each such
+        // insertion from the named parameters and apply it to the scopes of anonymous weights.
+        var rewrites: [[String]: [String]] = [:]
+        for node in graph.nodes {
+            guard let scope = Self.moduleScope(ofNode: node.name) else { continue }
+            for input in node.inputs where Self.isModulePath(input) && initializer(feeding: input) != nil {
+                var module = input.split(separator: ".").map(String.init)
+                module.removeLast()
+                if let (from, to) = Self.insertion(scope: scope.split(separator: ".").map(String.init), module: module) {
+                    rewrites[from] = to
+                }
+            }
+        }
+        func modulePath(ofNode name: String) -> String? {
+            guard let scope = Self.moduleScope(ofNode: name) else { return nil }
+            var parts = scope.split(separator: ".").map(String.init)
+            for length in stride(from: parts.count, through: 1, by: -1) {
+                if let to = rewrites[Array(parts.prefix(length))] {
+                    parts = to + parts.dropFirst(length)
+                    break
+                }
+            }
+            return parts.joined(separator: ".")
+        }
+
+        var lstmCount = 0
+        for node in graph.nodes {
+            guard let scope = modulePath(ofNode: node.name) else {
+                if node.opType == "LSTM" { lstmCount += 1 }
+                continue
+            }
+            var roles: [(input: Int, path: String, layout: ParameterLayout, transform: ParameterSource.Transform)] = []
+            switch node.opType {
+            case "MatMul":
+                roles = [(1, scope + ".weight", .inputMajor, .none)]
+            case "Gemm":
+                let transB = node.attribute("transB")?.int ?? 0
+                roles = [(1, scope + ".weight", transB == 1 ? .torch : .inputMajor, .none), (2, scope + ".bias", .torch, .none)]
+            case "Conv", "LayerNormalization":
+                roles = [(1, scope + ".weight", .torch, .none), (2, scope + ".bias", .torch, .none)]
+            case "Gather":
+                roles = [(0, scope + ".weight", .torch, .none)]
+            case "LSTM":
+                // One LSTM node per layer; PyTorch names them weight_ih_l{k} etc.
+                let k = lstmCount
+                lstmCount += 1
+                roles = [(1, scope + ".weight_ih_l\(k)", .torch, .lstmInputWeights),
+                         (2, scope + ".weight_hh_l\(k)", .torch, .lstmRecurrentWeights),
+                         (3, scope + ".bias_ih_l\(k)", .torch, .lstmInputBias),
+                         (3, scope + ".bias_hh_l\(k)", .torch, .lstmRecurrentBias)]
+            default:
+                continue
+            }
+            for role in roles where role.input < node.inputs.count && !node.inputs[role.input].isEmpty {
+                guard let i = initializer(feeding: node.inputs[role.input]) else { continue }
+                if Self.isModulePath(graph.initializers[i].name) && role.transform == .none { continue }
+                guard sources[role.path] == nil else { continue }
+                sources[role.path] = ParameterSource(initializer: i, layout: role.layout, transform: role.transform)
+                used.insert(i)
+            }
+        }
+
+        for (i, t) in graph.initializers.enumerated() where !used.contains(i) {
+            // A float initializer with more than a handful of values that no layer consumes is a weight we would
+            // silently ignore: refuse rather than run a different network.
+            if t.dataType == .float && t.elementCount > 16 {
+                throw .unmappedInitializer(path, tensor: t.name)
+            }
+            graphConstants.append(t.name)
+        }
+    }
+
+    /// Initializer names that are module paths: `layers.0.norm_out.weight`, `joint.enc.bias`. Anonymous names are
+    /// `onnx::MatMul_123`; node outputs start with "/".
+    static func isModulePath(_ name: String) -> Bool {
+        !name.isEmpty && !name.hasPrefix("/") && !name.contains("::") && name.contains(".")
+            && !name.contains(" ") && !name.contains("/")
+    }
+
+    /// Where a module path only adds components to a node's scope (`decoder.embed` → `decoder.prediction.embed`):
+    /// the scope prefix and the module prefix it stands for (`decoder` → `decoder.prediction`).
+    static func insertion(scope: [String], module: [String]) -> (from: [String], to: [String])? {
+        guard scope != module, module.count > scope.count else { return nil }
+        var s = scope, m = module
+        while let a = s.last, let b = m.last, a == b { s.removeLast(); m.removeLast() }
+        guard !s.isEmpty, m.count > s.count else { return nil }
+        // s must be a subsequence of m: only insertions, no renames.
+        var i = 0
+        for part in m where i < s.count && part == s[i] { i += 1 }
+        return i == s.count ? (s, m) : nil
+    }
+
+    /// `/layers.0/self_attn/linear_q/MatMul` → `layers.0.self_attn.linear_q`. A component that repeats its parent's
+    /// name (`/joint/joint_net/joint_net.2/MatMul`, the exporter's way to name Sequential children) replaces it.
+    static func moduleScope(ofNode name: String) -> String? {
+        guard name.hasPrefix("/") else { return nil }
+        var parts = name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count >= 2 else { return nil }
+        parts.removeLast()
+        var scope: [String] = []
+        for part in parts {
+            if let last = scope.last, part.hasPrefix(last + ".") {
+                scope[scope.count - 1] = part
+            } else {
+                scope.append(part)
+            }
+        }
+        return scope.joined(separator: ".")
+    }
+}

@@ -1,0 +1,47 @@
+# Shared by the scripts: installs what a fresh Debian machine with Swift lacks, only when it is missing.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+# Debian packages the build needs: OpenBLAS and FFTW (found through pkg-config).
+ensure_build_deps() {
+    local missing=()
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
+    pkg-config --exists fftw3f 2>/dev/null || missing+=(libfftw3-dev)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} (apt-get)" >&2
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+# A small venv with pinned onnxruntime + numpy for the parity and benchmark tools (not needed by the tests).
+ensure_parity_venv() {
+    local venv="$ROOT/.venv-parity"
+    local stamp="$venv/.requirements"
+    if [ ! -x "$venv/bin/python" ] || ! cmp -s "$ROOT/models/requirements-parity.txt" "$stamp"; then
+        echo "creating $venv (onnxruntime, numpy)" >&2
+        python3 -m venv "$venv" >&2
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$ROOT/models/requirements-parity.txt" >&2
+        cp "$ROOT/models/requirements-parity.txt" "$stamp"
+    fi
+    PARITY_PYTHON="$venv/bin/python"
+}
+
+# OpenBLAS picks its Haswell kernels on AVX-512 AMD CPUs; its SkylakeX kernels are about twice as fast there.
+# Only set when the CPU has AVX-512 and the user has not chosen.
+select_blas_kernels() {
+    if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q avx512f /proc/cpuinfo 2>/dev/null; then
+        export OPENBLAS_CORETYPE=SkylakeX
+    fi
+}
+
+# Builds the release binary once and prints its path.
+build_release() {
+    ensure_build_deps
+    (cd "$ROOT" && swift build -c release --product stt >&2)
+    echo "$ROOT/.build/release/stt"
+}
