@@ -20,7 +20,8 @@ let package = Package(
         .systemLibrary(
             name: "CFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
             providers: [.apt(["libfftw3-dev"])]),
-        .target(name: "Tensor", dependencies: ["CBLAS", "CFFTW"]),
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CFFTW", "CKernels"]),
         .target(name: "WeightLoader", dependencies: ["Tensor"]),
         .target(name: "Conformer", dependencies: ["Tensor", "WeightLoader"]),
         .target(name: "RNNT", dependencies: ["Conformer", "WeightLoader", "Tensor"]),
@@ -34,7 +35,10 @@ let package = Package(
             name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor"],
             path: "Tests/WeightLoaderTests"),
         .testTarget(
-            name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests"),
+            name: "TensorTests", dependencies: ["Tensor", "CKernels"], path: "Tests/TensorTests"),
+        .testTarget(
+            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor"],
+            path: "Tests/ConformerTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -56,6 +56,7 @@ public struct ExportedGraph: @unchecked Sendable {
     public init(path: String) throws(LoaderError) {
         let file = try ONNXFile(path: path)
         let graph = file.graph
+        file.releaseMappedPages()
         self.path = path
         opset = file.opset
         producer = [file.header.producerName, file.header.producerVersion].filter { !$0.isEmpty }

@@ -37,6 +37,13 @@ final class MappedFile {
         base = mapped
     }
 
+    /// Gives the map's pages back (they stay in the page cache; later reads fault them in again). Reading only the
+    /// framing between payloads still maps large neighbourhoods of the file: 300 MB of a 456 MB encoder, measured.
+    /// Releasing them before the payloads are copied keeps peak memory at the weights' size.
+    func releasePages() {
+        if let base { madvise(base, size, MADV_DONTNEED) }
+    }
+
     deinit {
         if let base { munmap(base, size) }
         close(fd)

@@ -101,6 +101,8 @@ public struct LoadedModel: Sendable {
     public let encoderDescription: EncoderDescription
     public let decoder: ExportedGraph?
     public let decoderDescription: DecoderDescription?
+    /// The CTC head, for a CTC export.
+    public let ctcDescription: CTCDescription?
     public let metadata: ModelMetadata?
     public let tokens: [String]?
 
@@ -114,7 +116,16 @@ public struct LoadedModel: Sendable {
         case .encoderWithoutCache: throw .noCacheSupport(folder.encoder)
         case .decoderJoint: throw .wrongGraphKind(folder.encoder, expected: "an encoder", found: encoder.kind.description)
         }
-        encoderDescription = try EncoderDescription(graph: encoder)
+        encoderDescription = try EncoderDescription(graph: encoder, prefix: encoder.kind == .ctc ? "encoder." : "")
+        if encoder.kind == .ctc {
+            let ctc = try CTCDescription(graph: encoder)
+            guard ctc.encoderDim == encoderDescription.dModel else {
+                throw .notFastConformer(folder.encoder, "the CTC head takes \(ctc.encoderDim)-wide frames, the encoder emits \(encoderDescription.dModel)")
+            }
+            ctcDescription = ctc
+        } else {
+            ctcDescription = nil
+        }
         if let path = folder.decoderJoint {
             let decoder = try ExportedGraph(path: path)
             guard decoder.kind == .decoderJoint else {
@@ -132,7 +143,7 @@ public struct LoadedModel: Sendable {
             decoderDescription = nil
         }
         tokens = try folder.tokens.map { path throws(LoaderError) in try TokenTable.read(path) }
-        if let tokens, let classes = decoderDescription?.classes, tokens.count != classes {
+        if let tokens, let classes = decoderDescription?.classes ?? ctcDescription?.classes, tokens.count != classes {
             throw .badMetadata(folder.tokens ?? path, "tokens.txt has \(tokens.count) pieces, the model \(classes) classes")
         }
     }

@@ -43,6 +43,9 @@ public final class ONNXFile {
 
     public var opset: Int64? { header.opset }
 
+    /// Drops the pages that decoding the framing mapped in; payloads are copied with pread afterwards.
+    func releaseMappedPages() { file.releasePages() }
+
     /// Copies a float32 tensor's values out of the file into aligned storage.
     public func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
         guard let type = tensor.dataType, type == .float else {

@@ -152,11 +152,18 @@ struct ParameterMap {
 
     /// Where a module path only adds components to a node's scope (`decoder.embed` → `decoder.prediction.embed`):
     /// the scope prefix and the module prefix it stands for (`decoder` → `decoder.prediction`).
+    /// Rules whose scope side matches but disagree are not expected; the last one learned wins.
     static func insertion(scope: [String], module: [String]) -> (from: [String], to: [String])? {
         guard scope != module, module.count > scope.count else { return nil }
         var s = scope, m = module
         while let a = s.last, let b = m.last, a == b { s.removeLast(); m.removeLast() }
-        guard !s.isEmpty, m.count > s.count else { return nil }
+        if s.isEmpty {
+            // Only a prefix was added (`pre_encode.conv.0` → `encoder.pre_encode.conv.0` in a CTC graph, which wraps
+            // the encoder): key the rule on the scope's first component.
+            guard !m.isEmpty, let first = scope.first else { return nil }
+            return ([first], m + [first])
+        }
+        guard m.count > s.count else { return nil }
         // s must be a subsequence of m: only insertions, no renames.
         var i = 0
         for part in m where i < s.count && part == s[i] { i += 1 }

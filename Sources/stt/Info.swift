@@ -20,8 +20,11 @@ struct Info: ParsableCommand {
                 print("model folder  \(path)")
                 describe(encoder: model.encoder, model.encoderDescription, metadata: model.metadata)
                 if let decoder = model.decoder, let d = model.decoderDescription { describe(decoder: decoder, d) }
+                if let ctc = model.ctcDescription {
+                    print("CTC head      \(ctc.encoderDim) → \(ctc.classes) classes (blank \(ctc.blank))")
+                }
                 if let tokens = model.tokens { print("tokens        \(tokens.count) pieces (tokens.txt)") }
-                counts(encoder: model.encoderDescription, decoder: model.decoderDescription)
+                counts(encoder: model.encoderDescription, decoder: model.decoderDescription, ctc: model.ctcDescription)
                 let bytes = model.encoder.weightBytes + (model.decoder?.weightBytes ?? 0)
                 print(String(format: "loaded        %.1f MB of weights in %.0f ms", Double(bytes) / 1e6, seconds * 1000))
             } else {
@@ -29,13 +32,14 @@ struct Info: ParsableCommand {
                 switch graph.kind {
                 case .encoderWithoutCache: throw LoaderError.noCacheSupport(path)
                 case .encoder, .ctc:
-                    let e = try EncoderDescription(graph: graph)
+                    let e = try EncoderDescription(graph: graph, prefix: graph.kind == .ctc ? "encoder." : "")
+                    let ctc = graph.kind == .ctc ? try CTCDescription(graph: graph) : nil
                     describe(encoder: graph, e, metadata: nil)
-                    counts(encoder: e, decoder: nil)
+                    counts(encoder: e, decoder: nil, ctc: ctc)
                 case .decoderJoint:
                     let d = try DecoderDescription(graph: graph)
                     describe(decoder: graph, d)
-                    counts(encoder: nil, decoder: d)
+                    counts(encoder: nil, decoder: d, ctc: nil)
                 }
             }
         } catch let error as LoaderError {
@@ -71,7 +75,7 @@ struct Info: ParsableCommand {
               + "joint \(d.encoderDim)+\(d.predictionHidden) → \(d.jointHidden) → \(d.classes)")
     }
 
-    private func counts(encoder e: EncoderDescription?, decoder d: DecoderDescription?) {
+    private func counts(encoder e: EncoderDescription?, decoder d: DecoderDescription?, ctc: CTCDescription?) {
         print("parameters")
         var total = 0
         if let e {
@@ -83,6 +87,10 @@ struct Info: ParsableCommand {
             print("  prediction net  \(d.predictionParameters.grouped.leftPadded(13))")
             print("  joint           \(d.jointParameters.grouped.leftPadded(13))")
             total += d.predictionParameters + d.jointParameters
+        }
+        if let ctc {
+            print("  CTC head        \(ctc.parameterCount.grouped.leftPadded(13))")
+            total += ctc.parameterCount
         }
         print("  total           \(total.grouped.leftPadded(13))")
     }

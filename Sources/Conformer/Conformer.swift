@@ -1,1 +1,0 @@
-// The FastConformer encoder: typed weights and streaming step over explicit caches.

@@ -1,0 +1,96 @@
+import Tensor
+import WeightLoader
+
+/// Reads a module's parameters out of a loaded graph, under a prefix (`encoder.` inside a CTC graph).
+struct ParameterReader {
+    let graph: ExportedGraph
+    let prefix: String
+
+    func tensor(_ name: String) throws(LoaderError) -> Tensor {
+        guard let p = graph.parameter(prefix + name) else {
+            throw .notFastConformer(graph.path, "it has no \(prefix + name)")
+        }
+        return p.tensor
+    }
+
+    func parameter(_ name: String) throws(LoaderError) -> Parameter {
+        guard let p = graph.parameter(prefix + name) else {
+            throw .notFastConformer(graph.path, "it has no \(prefix + name)")
+        }
+        return p
+    }
+}
+
+/// nn.Linear (and 1×1 Conv1d): y = x·Wᵀ + b over rows of x.
+public struct Linear: Sendable {
+    public let weight: Tensor
+    /// The weight is stored [out, in] (PyTorch) rather than [in, out] (the exporter's MatMul layout).
+    public let outputMajor: Bool
+    public let bias: Tensor?
+    public let inputs: Int
+    public let outputs: Int
+
+    init(_ r: ParameterReader, _ name: String, bias hasBias: Bool = true) throws(LoaderError) {
+        let p = try r.parameter(name + ".weight")
+        let shape = p.tensor.shape
+        // Conv1d with kernel 1 is [out, in, 1].
+        guard shape.count == 2 || (shape.count == 3 && shape[2] == 1) else {
+            throw .notFastConformer(r.graph.path, "\(name).weight has shape \(shape), expected a matrix")
+        }
+        outputMajor = p.layout == .torch
+        (inputs, outputs) = outputMajor ? (shape[1], shape[0]) : (shape[0], shape[1])
+        weight = p.tensor
+        bias = hasBias ? try r.tensor(name + ".bias") : nil
+        if let bias, bias.count != outputs {
+            throw .notFastConformer(r.graph.path, "\(name).bias has \(bias.count) values for \(outputs) outputs")
+        }
+    }
+
+    /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W when `accumulate`, bias included).
+    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
+                               accumulate: Bool = false, inputStride: Int? = nil) {
+        if let bias, !accumulate { Kernels.fillRows(y, rows: rows, width: outputs, with: bias.data) }
+        Kernels.gemm(m: rows, n: outputs, k: inputs, a: x, lda: inputStride ?? inputs,
+                     b: weight.data, ldb: outputMajor ? inputs : outputs, transposedB: outputMajor,
+                     c: y, ldc: outputs, accumulate: bias != nil || accumulate)
+        if let bias, accumulate { Kernels.addBias(y, rows: rows, width: outputs, bias: bias.data) }
+    }
+}
+
+/// nn.LayerNorm over the last axis.
+public struct LayerNorm: Sendable {
+    public let scale: Tensor
+    public let shift: Tensor
+    public let epsilon: Float
+
+    init(_ r: ParameterReader, _ name: String, epsilon: Float) throws(LoaderError) {
+        scale = try r.tensor(name + ".weight")
+        shift = try r.tensor(name + ".bias")
+        self.epsilon = epsilon
+    }
+
+    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        Kernels.layerNorm(x, rows: rows, width: scale.count, scale: scale.data, shift: shift.data,
+                          epsilon: epsilon, into: y)
+    }
+}
+
+/// ConformerFeedForward: Linear(d → ff) · Swish · Linear(ff → d).
+public struct ConformerFeedForward: Sendable {
+    public let linear1: Linear
+    public let linear2: Linear
+
+    init(_ r: ParameterReader, _ name: String) throws(LoaderError) {
+        linear1 = try Linear(r, name + ".linear1")
+        linear2 = try Linear(r, name + ".linear2")
+    }
+
+    /// residual += scale · FF(x); `hidden` holds rows × ff floats.
+    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
+                        scale: Float, hidden: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        linear1(x, rows: rows, into: hidden)
+        Kernels.swish(hidden, count: rows * linear1.outputs)
+        linear2(hidden, rows: rows, into: output)
+        Kernels.axpy(residual, output, count: rows * linear2.outputs, alpha: scale)
+    }
+}

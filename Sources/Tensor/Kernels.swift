@@ -1,0 +1,54 @@
+import CBLAS
+import CKernels
+
+/// The numeric kernels of the engine over raw row-major float buffers. Matrix products go to BLAS; element-wise
+/// work that needs exp() goes to the CKernels target (AVX2/FMA when the CPU has it); the rest is plain Swift.
+public enum Kernels {
+    /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major with leading dimensions.
+    /// `transposedB`: B is stored [n×k] (PyTorch's [out, in]); otherwise [k×n] (the exporter's MatMul layout).
+    @inline(__always)
+    public static func gemm(m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int, transposedB: Bool,
+                            c: UnsafeMutablePointer<Float>, ldc: Int,
+                            alpha: Float = 1, accumulate: Bool = false) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposedB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    accumulate ? 1 : 0, c, Int32(ldc))
+    }
+
+    public static func swish(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_swish(x, count) }
+    public static func sigmoid(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_sigmoid(x, count) }
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_relu(x, count) }
+
+    /// out[t, c] = in[t, c] · σ(in[t, c + channels]): GLU over the channel axis of rows of width 2·channels.
+    public static func glu(_ input: UnsafePointer<Float>, rows: Int, channels: Int, into output: UnsafeMutablePointer<Float>) {
+        ck_glu_rows(input, output, rows, channels)
+    }
+
+    public static func layerNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int,
+                                 scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, epsilon: Float,
+                                 into output: UnsafeMutablePointer<Float>) {
+        ck_layer_norm(input, output, rows, width, scale, shift, epsilon)
+    }
+
+    /// In-place softmax over `count` values.
+    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_softmax(x, count) }
+
+    /// y += alpha · x
+    public static func axpy(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, alpha: Float = 1) {
+        ck_axpy(y, x, count, alpha)
+    }
+
+    /// x[r, :] += bias for every row.
+    public static func addBias(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
+        ck_add_bias_rows(x, bias, rows, width)
+    }
+
+    /// Fills each row of x with `bias` (to accumulate a product into afterwards).
+    public static func fillRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, with bias: UnsafePointer<Float>) {
+        for r in 0..<rows { (x + r * width).update(from: bias, count: width) }
+    }
+
+    public static var variant: String { String(cString: ck_variant()) }
+}

@@ -1,0 +1,20 @@
+/// The CTC head of a CTC export (`decoder_type: ctc`): a 1×1 convolution from encoder frames to class log-probs.
+public struct CTCDescription: Sendable, Equatable {
+    /// Output classes, blank (last) included.
+    public let classes: Int
+    public var blank: Int { classes - 1 }
+    public let encoderDim: Int
+    public let parameterCount: Int
+
+    public static let weightPath = "ctc_decoder.decoder_layers.0.weight"
+
+    public init(graph g: ExportedGraph) throws(LoaderError) {
+        guard let weight = g.parameter(Self.weightPath),
+              weight.tensor.rank == 3, weight.tensor.shape[2] == 1 else {
+            throw .notFastConformer(g.path, "a CTC export needs \(Self.weightPath) of shape [classes, d_model, 1]")
+        }
+        classes = weight.tensor.shape[0]
+        encoderDim = weight.tensor.shape[1]
+        parameterCount = g.parameters.filter { $0.key.hasPrefix("ctc_decoder.") }.values.reduce(0) { $0 + $1.tensor.count }
+    }
+}
