@@ -74,7 +74,9 @@ static inline float exp_approx(float x) {
     }
 
 DEFINE_KERNELS(base, )
+#if defined(__x86_64__)
 DEFINE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
+#endif
 
 typedef struct {
     void (*swish)(float *, long);
@@ -90,16 +92,21 @@ typedef struct {
 
 static const kernel_table base_table = {swish_base, sigmoid_base, glu_rows_base, layer_norm_base, softmax_base,
                                         axpy_base, add_bias_rows_base, relu_base, "x86-64"};
+#if defined(__x86_64__)
 static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2, layer_norm_avx2, softmax_avx2,
                                         axpy_avx2, add_bias_rows_avx2, relu_avx2, "avx2+fma"};
+#endif
 
 static const kernel_table *selected_table = 0;
 
 static const kernel_table *table(void) {
     const kernel_table *t = __atomic_load_n(&selected_table, __ATOMIC_ACQUIRE);
     if (!t) {
+        t = &base_table;
+#if defined(__x86_64__)
         __builtin_cpu_init();
-        t = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? &avx2_table : &base_table;
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) t = &avx2_table;
+#endif
         __atomic_store_n(&selected_table, t, __ATOMIC_RELEASE);
     }
     return t;

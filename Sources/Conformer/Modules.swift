@@ -21,14 +21,13 @@ struct ParameterReader {
     }
 }
 
-/// nn.Linear (and 1×1 Conv1d): y = x·Wᵀ + b over rows of x.
+/// nn.Linear (and 1×1 Conv1d): y = x·W + b over rows of x. W is packed once at load (see `PackedMatrix`) from
+/// either layout the export uses: the exporter's [in, out] MatMul weights or PyTorch's [out, in] conv weights.
 public struct Linear: Sendable {
-    public let weight: Tensor
-    /// The weight is stored [out, in] (PyTorch) rather than [in, out] (the exporter's MatMul layout).
-    public let outputMajor: Bool
+    public let weight: PackedMatrix
     public let bias: Tensor?
-    public let inputs: Int
-    public let outputs: Int
+    public var inputs: Int { weight.rows }
+    public var outputs: Int { weight.columns }
 
     init(_ r: ParameterReader, _ name: String, bias hasBias: Bool = true) throws(LoaderError) {
         let p = try r.parameter(name + ".weight")
@@ -37,22 +36,20 @@ public struct Linear: Sendable {
         guard shape.count == 2 || (shape.count == 3 && shape[2] == 1) else {
             throw .notFastConformer(r.graph.path, "\(name).weight has shape \(shape), expected a matrix")
         }
-        outputMajor = p.layout == .torch
-        (inputs, outputs) = outputMajor ? (shape[1], shape[0]) : (shape[0], shape[1])
-        weight = p.tensor
+        let torch = p.layout == .torch
+        weight = PackedMatrix(p.tensor.data, rows: torch ? shape[1] : shape[0], columns: torch ? shape[0] : shape[1],
+                              transposed: torch)
         bias = hasBias ? try r.tensor(name + ".bias") : nil
-        if let bias, bias.count != outputs {
-            throw .notFastConformer(r.graph.path, "\(name).bias has \(bias.count) values for \(outputs) outputs")
+        if let bias, bias.count != weight.columns {
+            throw .notFastConformer(r.graph.path, "\(name).bias has \(bias.count) values for \(weight.columns) outputs")
         }
     }
 
-    /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W when `accumulate`, bias included).
+    /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W + b when `accumulate`).
     public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                               accumulate: Bool = false, inputStride: Int? = nil) {
+                               accumulate: Bool = false) {
         if let bias, !accumulate { Kernels.fillRows(y, rows: rows, width: outputs, with: bias.data) }
-        Kernels.gemm(m: rows, n: outputs, k: inputs, a: x, lda: inputStride ?? inputs,
-                     b: weight.data, ldb: outputMajor ? inputs : outputs, transposedB: outputMajor,
-                     c: y, ldc: outputs, accumulate: bias != nil || accumulate)
+        Kernels.gemm(m: rows, x: x, ldx: inputs, weight, y: y, ldy: outputs, accumulate: bias != nil || accumulate)
         if let bias, accumulate { Kernels.addBias(y, rows: rows, width: outputs, bias: bias.data) }
     }
 }

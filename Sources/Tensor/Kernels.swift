@@ -50,5 +50,18 @@ public enum Kernels {
         for r in 0..<rows { (x + r * width).update(from: bias, count: width) }
     }
 
-    public static var variant: String { String(cString: ck_variant()) }
+    /// y[m×n] = x[m×k]·W (+ y when `accumulate`) for a weight packed once at load.
+    @inline(__always)
+    public static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
+                            y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
+        ck_gemm_packed(x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0)
+    }
+
+    public static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
+
+    /// Threads BLAS may use for one product (the engine itself runs a step on the calling thread).
+    public static var blasThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
 }

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
 import WeightLoader
+import Conformer
+import Tensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measurements behind the benchmark scripts (scripts/bench drives these).",
-        subcommands: [BenchLoad.self])
+        subcommands: [BenchLoad.self, BenchEncoder.self])
 }
 
 /// Peak resident memory of this process so far (VmHWM), in bytes.
@@ -36,5 +38,64 @@ struct BenchLoad: ParsableCommand {
             .map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }.reduce(0, +)
         print("{\"load_s\": \(seconds), \"peak_rss_bytes\": \(peakResidentBytes()), \"weight_bytes\": \(weights), "
               + "\"file_bytes\": \(files)}")
+    }
+}
+
+struct BenchEncoder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "encoder",
+        abstract: "Time streaming encoder steps (export-convention windows) and print one JSON line.")
+
+    @Argument(help: "A model folder or an encoder .onnx file.")
+    var path: String
+
+    @Option(help: "Look-ahead in encoder frames R of [70,R] (0, 1, 6 or 13).")
+    var lookahead: Int = 13
+
+    @Option(help: "Timed steps (after warm-up).")
+    var calls: Int = 40
+
+    @Option(help: "BLAS threads.")
+    var threads: Int = 1
+
+    func run() throws {
+        Kernels.blasThreads = threads
+        let encoderPath: String
+        do {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                encoderPath = try ModelFolder(path).encoder
+            } else {
+                encoderPath = path
+            }
+        } catch { throw CommandFailure(error) }
+        let encoder: ConformerEncoder
+        do { encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath)) } catch { throw CommandFailure(error) }
+        let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: encoder.description.subsamplingFactor,
+                                         convention: .exportCompatible)
+        let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        let features = encoder.description.melFeatures
+        let window = Tensor(zeros: [schedule.maxWindow, features])
+        // Speech-like values: log-mel in roughly [-16, 4].
+        var seed: UInt64 = 0x2545F4914F6CDD1D
+        for i in 0..<window.count {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            window.data[i] = Float(seed >> 40) / Float(1 << 24) * 20 - 16
+        }
+        let out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+        for _ in 0..<3 {
+            encoder.step(state, mel: window.data, frames: schedule.maxWindow, drop: 2, output: out.data)
+        }
+        var times: [Double] = []
+        for _ in 0..<calls {
+            let start = DispatchTime.now().uptimeNanoseconds
+            encoder.step(state, mel: window.data, frames: schedule.maxWindow, drop: 2, output: out.data)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        let audioMs = Double(schedule.hop * 10)
+        print("{\"lookahead\": \(lookahead), \"threads\": \(threads), \"median_ms\": \(median), \"min_ms\": \(times[0]), "
+              + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"}")
     }
 }

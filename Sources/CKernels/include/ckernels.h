@@ -23,4 +23,15 @@ void ck_relu(float *x, long n);
 // Name of the selected variant ("avx2+fma" or "x86-64"), for benchmarks.
 const char *ck_variant(void);
 
+
+// Weights packed once at load for products with few rows: column panels of 16, each panel k×16 contiguous (the
+// last one zero-padded), so a product streams every weight exactly once, sequentially.
+long ck_packed_size(long k, long n);
+void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed);
+// y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
+void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                    int accumulate);
+// Name of the selected product variant ("avx512", "avx2+fma" or "portable").
+const char *ck_gemm_variant(void);
+
 #endif

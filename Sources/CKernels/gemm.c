@@ -1,0 +1,157 @@
+#include "ckernels.h"
+#include <string.h>
+
+// Products of a few rows (a streaming step has 1 to 14) with a weight matrix. A general GEMM repacks the weight on
+// every call; here it is packed once into column panels of 16 (each panel k×16 contiguous), and each panel is
+// streamed sequentially while every row's accumulator stays in a register. Panels are the outer loop, so a panel
+// stays in L2 while all row tiles use it.
+
+#define PANEL 16
+
+long ck_packed_size(long k, long n) { return k * ((n + PANEL - 1) / PANEL) * PANEL; }
+
+void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed) {
+    long panels = (n + PANEL - 1) / PANEL;
+    for (long j = 0; j < panels; j++) {
+        float *dst = packed + j * k * PANEL;
+        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
+        for (long p = 0; p < k; p++) {
+            memcpy(dst + p * PANEL, w + p * ldw + j * PANEL, (size_t)cols * sizeof(float));
+            for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
+        }
+    }
+}
+
+// Portable: MR ≤ 4 rows per tile, the 16-wide inner loop left to the compiler's vectorizer.
+static void gemm_portable(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                          int accumulate) {
+    long panels = (n + PANEL - 1) / PANEL;
+    for (long j = 0; j < panels; j++) {
+        const float *wp = packed + j * k * PANEL;
+        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
+        for (long r = 0; r < m; r++) {
+            float acc[PANEL] = {0};
+            const float *xr = x + r * ldx;
+            for (long p = 0; p < k; p++) {
+                float xv = xr[p];
+                for (int c = 0; c < PANEL; c++) acc[c] += xv * wp[p * PANEL + c];
+            }
+            float *out = y + r * ldy + j * PANEL;
+            for (long c = 0; c < cols; c++) out[c] = accumulate ? out[c] + acc[c] : acc[c];
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// AVX-512: up to 14 rows × one 16-wide panel: 14 accumulators, one weight vector per k.
+static inline __attribute__((always_inline)) AVX512 void tile512(const float *x, long ldx, const float *wp, float *y,
+                                                                  long ldy, long k, int mr, long cols, int accumulate) {
+    __m512 c[14];
+    for (int r = 0; r < mr; r++) c[r] = _mm512_setzero_ps();
+    for (long p = 0; p < k; p++) {
+        __m512 wv = _mm512_loadu_ps(wp + p * PANEL);
+        for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + p]), wv, c[r]);
+    }
+    __mmask16 mask = cols >= PANEL ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    for (int r = 0; r < mr; r++) {
+        float *out = y + r * ldy;
+        if (accumulate) c[r] = _mm512_add_ps(c[r], _mm512_maskz_loadu_ps(mask, out));
+        _mm512_mask_storeu_ps(out, mask, c[r]);
+    }
+}
+
+#define TILE512(MR) case MR: tile512(xr, ldx, wp, yr, ldy, k, MR, cols, accumulate); break;
+
+static AVX512 void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                           int accumulate) {
+    long panels = (n + PANEL - 1) / PANEL;
+    for (long j = 0; j < panels; j++) {
+        const float *wp = packed + j * k * PANEL;
+        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
+        for (long r0 = 0; r0 < m; r0 += 14) {
+            int mr = (int)(m - r0 < 14 ? m - r0 : 14);
+            const float *xr = x + r0 * ldx;
+            float *yr = y + r0 * ldy + j * PANEL;
+            switch (mr) {
+                TILE512(1) TILE512(2) TILE512(3) TILE512(4) TILE512(5) TILE512(6) TILE512(7)
+                TILE512(8) TILE512(9) TILE512(10) TILE512(11) TILE512(12) TILE512(13) TILE512(14)
+            }
+        }
+    }
+}
+
+// AVX2: up to 6 rows × 16 columns (2 ymm): 12 accumulators.
+static inline __attribute__((always_inline)) AVX2 void tile256(const float *x, long ldx, const float *wp, float *y,
+                                                                long ldy, long k, int mr, long cols, int accumulate) {
+    __m256 c0[6], c1[6];
+    for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+    for (long p = 0; p < k; p++) {
+        __m256 w0 = _mm256_loadu_ps(wp + p * PANEL), w1 = _mm256_loadu_ps(wp + p * PANEL + 8);
+        for (int r = 0; r < mr; r++) {
+            __m256 xv = _mm256_broadcast_ss(x + r * ldx + p);
+            c0[r] = _mm256_fmadd_ps(xv, w0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(xv, w1, c1[r]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float out[PANEL];
+        _mm256_storeu_ps(out, c0[r]);
+        _mm256_storeu_ps(out + 8, c1[r]);
+        float *dst = y + r * ldy;
+        for (long c = 0; c < cols; c++) dst[c] = accumulate ? dst[c] + out[c] : out[c];
+    }
+}
+
+#define TILE256(MR) case MR: tile256(xr, ldx, wp, yr, ldy, k, MR, cols, accumulate); break;
+
+static AVX2 void gemm256(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                         int accumulate) {
+    long panels = (n + PANEL - 1) / PANEL;
+    for (long j = 0; j < panels; j++) {
+        const float *wp = packed + j * k * PANEL;
+        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
+        for (long r0 = 0; r0 < m; r0 += 6) {
+            int mr = (int)(m - r0 < 6 ? m - r0 : 6);
+            const float *xr = x + r0 * ldx;
+            float *yr = y + r0 * ldy + j * PANEL;
+            switch (mr) { TILE256(1) TILE256(2) TILE256(3) TILE256(4) TILE256(5) TILE256(6) }
+        }
+    }
+}
+#endif
+
+static int gemm_variant = -1;  // 2: AVX-512, 1: AVX2+FMA, 0: portable
+
+static int variant(void) {
+    int v = __atomic_load_n(&gemm_variant, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        v = 0;
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f")) v = 2;
+        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v = 1;
+#endif
+        __atomic_store_n(&gemm_variant, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
+void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                    int accumulate) {
+    switch (variant()) {
+#if defined(__x86_64__)
+        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
+        case 1: gemm256(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
+#endif
+        default: gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
+    }
+}
+
+const char *ck_gemm_variant(void) {
+    switch (variant()) { case 2: return "avx512"; case 1: return "avx2+fma"; default: return "portable"; }
+}

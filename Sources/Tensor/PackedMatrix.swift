@@ -1,0 +1,26 @@
+import CKernels
+
+/// A weight matrix [rows (in) × columns (out)] packed once for `Kernels.gemm(m:x:ldx:_:y:ldy:)`: column panels of
+/// 16, each panel rows×16 contiguous, so the product reads every weight once, front to back.
+public struct PackedMatrix: Sendable {
+    public let rows: Int
+    public let columns: Int
+    let storage: Tensor
+
+    /// Packs a row-major [rows × columns] matrix; `transposed` takes a [columns × rows] one (PyTorch's [out, in]).
+    public init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {
+        self.rows = rows
+        self.columns = columns
+        storage = Tensor(zeros: [ck_packed_size(rows, columns)])
+        if transposed {
+            let plain = Tensor(zeros: [rows, columns])
+            for r in 0..<rows { for c in 0..<columns { plain.data[r * columns + c] = matrix[c * rows + r] } }
+            ck_pack_panels(plain.data, rows, columns, columns, storage.data)
+        } else {
+            ck_pack_panels(matrix, rows, columns, columns, storage.data)
+        }
+    }
+
+    /// Bytes held.
+    public var byteCount: Int { storage.count * 4 }
+}
