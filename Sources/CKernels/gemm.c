@@ -1,4 +1,5 @@
 #include "ckernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 // Products of a few rows (a streaming step has 1 to 14) with a weight matrix. A general GEMM repacks the weight on
@@ -48,14 +49,18 @@ static void gemm_portable(const float *x, long m, long k, long ldx, const float 
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// AVX-512: up to 14 rows × one 16-wide panel: 14 accumulators, one weight vector per k.
-static inline __attribute__((always_inline)) AVX512 void tile512(const float *x, long ldx, const float *wp, float *y,
-                                                                  long ldy, long k, int mr, long cols, int accumulate) {
+// AVX-512: up to 14 rows × one 16-wide panel: 14 accumulators, one weight vector per k. The rows come packed
+// k-major (xt[p·14 + r]) so one k's broadcasts share a cache line; the weight panel is prefetched ahead.
+static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt, long stride, const float *wp,
+                                                                  float *y, long ldy, long k, int mr, long cols,
+                                                                  int accumulate) {
     __m512 c[14];
     for (int r = 0; r < mr; r++) c[r] = _mm512_setzero_ps();
     for (long p = 0; p < k; p++) {
+        _mm_prefetch((const char *)(wp + (p + 24) * PANEL), _MM_HINT_T0);
         __m512 wv = _mm512_loadu_ps(wp + p * PANEL);
-        for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * ldx + p]), wv, c[r]);
+        const float *xp = xt + p * stride;
+        for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r]), wv, c[r]);
     }
     __mmask16 mask = cols >= PANEL ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     for (int r = 0; r < mr; r++) {
@@ -65,17 +70,42 @@ static inline __attribute__((always_inline)) AVX512 void tile512(const float *x,
     }
 }
 
-#define TILE512(MR) case MR: tile512(xr, ldx, wp, yr, ldy, k, MR, cols, accumulate); break;
+#define TILE512(MR) case MR: tile512(xt, stride, wp, yr, ldy, k, MR, cols, accumulate); break;
+
+// Per-thread scratch for the k-major rows, grown on first need and then reused.
+static _Thread_local float *row_pack = 0;
+static _Thread_local long row_pack_capacity = 0;
+
+static float *row_scratch(long floats) {
+    if (floats > row_pack_capacity) {
+        free(row_pack);
+        row_pack = aligned_alloc(64, (size_t)((floats + 15) / 16 * 16) * sizeof(float));
+        row_pack_capacity = row_pack ? floats : 0;
+    }
+    return row_pack;
+}
 
 static AVX512 void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
                            int accumulate) {
     long panels = (n + PANEL - 1) / PANEL;
+    long tiles = (m + 13) / 14;
+    // A single row is already k-contiguous.
+    int direct = m == 1;
+    long stride = direct ? 1 : 14;
+    float *rows = direct ? (float *)x : row_scratch(tiles * k * 14);
+    if (!rows) { gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return; }
+    for (long t = 0; t < (direct ? 0 : tiles); t++) {
+        long r0 = t * 14, mr = m - r0 < 14 ? m - r0 : 14;
+        float *xt = rows + t * k * 14;
+        for (long r = 0; r < mr; r++)
+            for (long p = 0; p < k; p++) xt[p * 14 + r] = x[(r0 + r) * ldx + p];
+    }
     for (long j = 0; j < panels; j++) {
         const float *wp = packed + j * k * PANEL;
         long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
         for (long r0 = 0; r0 < m; r0 += 14) {
             int mr = (int)(m - r0 < 14 ? m - r0 : 14);
-            const float *xr = x + r0 * ldx;
+            const float *xt = rows + (r0 / 14) * k * stride;
             float *yr = y + r0 * ldy + j * PANEL;
             switch (mr) {
                 TILE512(1) TILE512(2) TILE512(3) TILE512(4) TILE512(5) TILE512(6) TILE512(7)
