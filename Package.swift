@@ -36,8 +36,10 @@ let package = Package(
             path: "Tests/WeightLoaderTests"),
         .testTarget(
             name: "TensorTests", dependencies: ["Tensor", "CKernels"], path: "Tests/TensorTests"),
+        // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
+        .target(name: "MallocCounter", path: "Tests/MallocCounter"),
         .testTarget(
-            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor"],
+            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor", "MallocCounter"],
             path: "Tests/ConformerTests"),
     ],
     swiftLanguageModes: [.v6]

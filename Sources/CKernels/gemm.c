@@ -72,7 +72,7 @@ static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt
 
 #define TILE512(MR) case MR: tile512(xt, stride, wp, yr, ldy, k, MR, cols, accumulate); break;
 
-// Per-thread scratch for the k-major rows, grown on first need and then reused.
+// Per-thread scratch for the k-major rows when the caller gives none, grown on first need and then reused.
 static _Thread_local float *row_pack = 0;
 static _Thread_local long row_pack_capacity = 0;
 
@@ -86,13 +86,13 @@ static float *row_scratch(long floats) {
 }
 
 static AVX512 void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                           int accumulate) {
+                           int accumulate, float *scratch) {
     long panels = (n + PANEL - 1) / PANEL;
     long tiles = (m + 13) / 14;
     // A single row is already k-contiguous.
     int direct = m == 1;
     long stride = direct ? 1 : 14;
-    float *rows = direct ? (float *)x : row_scratch(tiles * k * 14);
+    float *rows = direct ? (float *)x : scratch ? scratch : row_scratch(tiles * k * 14);
     if (!rows) { gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return; }
     for (long t = 0; t < (direct ? 0 : tiles); t++) {
         long r0 = t * 14, mr = m - r0 < 14 ? m - r0 : 14;
@@ -171,11 +171,13 @@ static int variant(void) {
     return v;
 }
 
+long ck_gemm_scratch_size(long m, long k) { return variant() == 2 && m > 1 ? (m + 13) / 14 * k * 14 : 0; }
+
 void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                    int accumulate) {
+                    int accumulate, float *scratch) {
     switch (variant()) {
 #if defined(__x86_64__)
-        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
+        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate, scratch); return;
         case 1: gemm256(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
 #endif
         default: gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return;

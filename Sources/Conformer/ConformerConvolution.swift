@@ -24,11 +24,11 @@ public struct ConformerConvolution: Sendable {
     /// [k − 1, d]) and is advanced to the last k − 1 GLU outputs. Scratch: rows × 3d floats plus `glu`.
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
                         timeCache: UnsafeMutablePointer<Float>, glu: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>) {
+                        scratch: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>?) {
         let d = pointwiseConv2.outputs
         let wide = scratch                 // [rows, 2d]
         let conv = scratch + rows * 2 * d  // [rows, d]
-        pointwiseConv1(x, rows: rows, into: wide)
+        pointwiseConv1(x, rows: rows, into: wide, scratch: rowScratch)
         Kernels.glu(wide, rows: rows, channels: d, into: glu)
         Convolution.causalDepthwiseTime(history: timeCache, current: glu, frames: rows, channels: d, kernel: kernel,
                                         weights: depthwiseWeight.data, bias: depthwiseBias.data, into: conv)
@@ -42,7 +42,7 @@ public struct ConformerConvolution: Sendable {
         }
         batchNorm(conv, rows: rows, into: conv)
         Kernels.swish(conv, count: rows * d)
-        pointwiseConv2(conv, rows: rows, into: residual, accumulate: true)
+        pointwiseConv2(conv, rows: rows, into: residual, accumulate: true, scratch: rowScratch)
     }
 }
 

@@ -51,7 +51,7 @@ public final class ConformerEncoder: Sendable {
         precondition(frames <= state.maxWindow, "window of \(frames) frames exceeds the stream's \(state.maxWindow)")
         precondition(subsampled - drop <= state.maxFrames, "step produces more frames than the stream holds")
         let n = max(0, subsampled - drop)
-        preEncode(mel, frames: frames, into: state.stem, scratch: state.stemScratch)
+        preEncode(mel, frames: frames, into: state.stem, scratch: state.stemScratch, rowScratch: state.rowScratch)
         guard n > 0 else { return 0 }
         let x = state.x
         for i in 0..<(n * d) { x[i] = state.stem[drop * d + i] * xscale }
@@ -62,31 +62,34 @@ public final class ConformerEncoder: Sendable {
             let a = state.attentionInput(l) + leftContext * d
             let keys = state.keys(l), values = state.values(l)
             layer.normFeedForward1(x, rows: n, into: state.normed)
-            layer.feedForward1(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected)
+            layer.feedForward1(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected,
+                                  scratch: state.rowScratch)
 
             layer.normSelfAtt(x, rows: n, into: a)
             let attn = layer.selfAttn
-            attn.linearQ(a, rows: n, into: state.query)
-            attn.linearK(a, rows: n, into: keys + leftContext * d)
-            attn.linearV(a, rows: n, into: values + leftContext * d)
+            attn.linearQ(a, rows: n, into: state.query, scratch: state.rowScratch)
+            attn.linearK(a, rows: n, into: keys + leftContext * d, scratch: state.rowScratch)
+            attn.linearV(a, rows: n, into: values + leftContext * d, scratch: state.rowScratch)
             attn.attend(q: state.query, queries: n,
                         keys: keys + firstValid * d, values: values + firstValid * d, keyCount: leftContext + n - firstValid,
                         positions: positions, layer: l, distanceOfFirstPair: leftContext - firstValid,
                         context: state.context, scratch: state.attentionScratch)
-            attn.linearOut(state.context, rows: n, into: x, accumulate: true)
+            attn.linearOut(state.context, rows: n, into: x, accumulate: true, scratch: state.rowScratch)
 
             layer.normConv(x, rows: n, into: state.normed)
             layer.conv(state.normed, rows: n, addingTo: x, timeCache: state.timeCache(l), glu: state.glu,
-                       scratch: state.hidden)
+                       scratch: state.hidden, rowScratch: state.rowScratch)
 
             layer.normFeedForward2(x, rows: n, into: state.normed)
-            layer.feedForward2(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected)
+            layer.feedForward2(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected,
+                                  scratch: state.rowScratch)
             layer.normOut(x, rows: n, into: x)
 
             // The attention cache keeps the last `leftContext` rows of [cache; this step's inputs].
-            for buffer in [state.attentionInput(l), keys, values] {
-                buffer.update(from: buffer + n * d, count: leftContext * d)
-            }
+            let input = state.attentionInput(l)
+            input.update(from: input + n * d, count: leftContext * d)
+            keys.update(from: keys + n * d, count: leftContext * d)
+            values.update(from: values + n * d, count: leftContext * d)
         }
         state.cacheLength = min(leftContext, cached + n)
         output.update(from: x, count: n * d)
@@ -123,7 +126,8 @@ public final class ConformerEncoder: Sendable {
         for i in 0..<(n * d) { x[i] *= xscale }
         for (l, layer) in layers.enumerated() {
             layer.normFeedForward1(x, rows: n, into: normed)
-            layer.feedForward1(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected)
+            layer.feedForward1(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected,
+                                  scratch: nil)
 
             layer.normSelfAtt(x, rows: n, into: normed)
             let attn = layer.selfAttn
@@ -144,10 +148,11 @@ public final class ConformerEncoder: Sendable {
 
             layer.normConv(x, rows: n, into: normed)
             timeCache.update(repeating: 0, count: (layer.conv.kernel - 1) * d)
-            layer.conv(normed, rows: n, addingTo: x, timeCache: timeCache, glu: glu, scratch: hidden)
+            layer.conv(normed, rows: n, addingTo: x, timeCache: timeCache, glu: glu, scratch: hidden, rowScratch: nil)
 
             layer.normFeedForward2(x, rows: n, into: normed)
-            layer.feedForward2(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected)
+            layer.feedForward2(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected,
+                                  scratch: nil)
             layer.normOut(x, rows: n, into: x)
         }
         let result = Tensor(zeros: [n, d])

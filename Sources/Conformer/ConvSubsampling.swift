@@ -4,15 +4,17 @@ import WeightLoader
 /// NeMo's ConvSubsampling, `dw_striding` with causal padding: a full 3×3 stride-2 conv from the single input plane,
 /// then (depthwise 3×3 stride 2 · pointwise 1×1 · ReLU) stages, flatten (feature = channel·freq + f), Linear → d.
 /// Time is the image height and mel frequency the width; every stage maps L → ⌊L/2⌋ + 1 on both axes.
+/// Feature maps are held channel-last ([height, width, channels]) so the pointwise convs are products with packed
+/// weights and the 3×3 taps run over contiguous channels.
 public struct ConvSubsampling: Sendable {
-    public struct Stage: Sendable {
-        let depthwiseWeight: Tensor   // [C, 1, 3, 3]
+    struct Stage: Sendable {
+        let depthwise: Tensor      // [9, C]: tap-major
         let depthwiseBias: Tensor
-        let pointwiseWeight: Tensor   // [C, C, 1, 1]: a [out, in] matrix
+        let pointwise: PackedMatrix
         let pointwiseBias: Tensor
     }
 
-    let firstWeight: Tensor           // conv.0 [C, 1, 3, 3]
+    let first: Tensor              // conv.0 as [9, C]
     let firstBias: Tensor
     let stages: [Stage]
     let out: Linear
@@ -22,20 +24,30 @@ public struct ConvSubsampling: Sendable {
     init(_ r: ParameterReader, description e: EncoderDescription) throws(LoaderError) {
         channels = e.subsamplingChannels
         melFeatures = e.melFeatures
-        firstWeight = try r.tensor("pre_encode.conv.0.weight")
+        let c = channels
+        func tapMajor(_ name: String) throws(LoaderError) -> Tensor {
+            let w = try r.tensor(name)
+            guard w.shape == [c, 1, 3, 3] else {
+                throw .notFastConformer(r.graph.path, "\(name) has shape \(w.shape), expected [\(c), 1, 3, 3]")
+            }
+            let t = Tensor(zeros: [9, c])
+            for ch in 0..<c { for tap in 0..<9 { t.data[tap * c + ch] = w.data[ch * 9 + tap] } }
+            return t
+        }
+        first = try tapMajor("pre_encode.conv.0.weight")
         firstBias = try r.tensor("pre_encode.conv.0.bias")
         // dw_striding: conv.0, ReLU, then per stage [depthwise, pointwise, ReLU] at indices 2,3,(4) · 5,6,(7) · …
         var stages: [Stage] = []
         for s in 0..<(e.subsamplingStages - 1) {
             let dw = 2 + 3 * s, pw = dw + 1
             let pointwise = try r.tensor("pre_encode.conv.\(pw).weight")
-            guard pointwise.shape == [channels, channels, 1, 1] else {
+            guard pointwise.shape == [c, c, 1, 1] else {
                 throw .notFastConformer(r.graph.path, "pre_encode.conv.\(pw).weight has shape \(pointwise.shape)")
             }
             stages.append(Stage(
-                depthwiseWeight: try r.tensor("pre_encode.conv.\(dw).weight"),
+                depthwise: try tapMajor("pre_encode.conv.\(dw).weight"),
                 depthwiseBias: try r.tensor("pre_encode.conv.\(dw).bias"),
-                pointwiseWeight: pointwise,
+                pointwise: PackedMatrix(pointwise.data, rows: c, columns: c, transposed: true),
                 pointwiseBias: try r.tensor("pre_encode.conv.\(pw).bias")))
         }
         self.stages = stages
@@ -49,7 +61,7 @@ public struct ConvSubsampling: Sendable {
         return n
     }
 
-    /// Scratch floats needed for an input of `frames` mel frames (two plane buffers and the flattened rows).
+    /// Scratch floats needed for an input of `frames` mel frames (two feature-map buffers and the flattened rows).
     func scratchSize(frames: Int) -> Int {
         let h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
         return 2 * channels * h * w + outputLength(frames) * out.inputs
@@ -57,33 +69,37 @@ public struct ConvSubsampling: Sendable {
 
     /// mel [frames, features] (time-major) → [outputLength(frames), d].
     func callAsFunction(_ mel: UnsafePointer<Float>, frames: Int, into output: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>) {
+                        scratch: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>? = nil) {
+        let c = channels
         var h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
-        let planeCapacity = channels * h * w
-        let a = scratch, b = scratch + planeCapacity
-        Convolution.causalStride2FromOnePlane(mel, height: frames, width: melFeatures, weights: firstWeight.data,
-                                              bias: firstBias.data, channels: channels, into: a)
-        Kernels.relu(a, count: channels * h * w)
+        let capacity = c * h * w
+        let a = scratch, b = scratch + capacity
+        Convolution.causalStride2FirstChannelLast(mel, height: frames, width: melFeatures, taps: first.data,
+                                                  bias: firstBias.data, channels: c, into: a)
+        Kernels.relu(a, count: c * h * w)
         for stage in stages {
             let oh = Convolution.causalStride2Length(h), ow = Convolution.causalStride2Length(w)
-            Convolution.causalStride2Depthwise(a, channels: channels, height: h, width: w,
-                                               weights: stage.depthwiseWeight.data, bias: stage.depthwiseBias.data,
-                                               into: b)
-            // Pointwise over planes: out[C, hw] = W[C, C] · in[C, hw] + bias.
-            let hw = oh * ow
-            for c in 0..<channels { (a + c * hw).update(repeating: stage.pointwiseBias.data[c], count: hw) }
-            Kernels.gemm(m: channels, n: hw, k: channels, a: stage.pointwiseWeight.data, lda: channels,
-                         b: b, ldb: hw, transposedB: false, c: a, ldc: hw, accumulate: true)
-            Kernels.relu(a, count: channels * hw)
+            Convolution.causalStride2DepthwiseChannelLast(a, height: h, width: w, channels: c, taps: stage.depthwise.data,
+                                                          bias: stage.depthwiseBias.data, into: b)
+            Kernels.fillRows(a, rows: oh * ow, width: c, with: stage.pointwiseBias.data)
+            Kernels.gemm(m: oh * ow, x: b, ldx: c, stage.pointwise, y: a, ldy: c, accumulate: true, scratch: rowScratch)
+            Kernels.relu(a, count: c * oh * ow)
             (h, w) = (oh, ow)
         }
-        // Flatten [C, T, F] → [T, C·F].
-        let flat = scratch + 2 * planeCapacity
+        // Flatten [T, F, C] → [T, C·F] (PyTorch flattens [C, F] after moving time first).
+        let flat = scratch + 2 * capacity
         for t in 0..<h {
-            for c in 0..<channels {
-                (flat + t * channels * w + c * w).update(from: a + c * h * w + t * w, count: w)
-            }
+            let row = flat + t * c * w, frame = a + t * w * c
+            for f in 0..<w { for ch in 0..<c { row[ch * w + f] = frame[f * c + ch] } }
         }
-        out(flat, rows: h, into: output)
+        out(flat, rows: h, into: output, scratch: rowScratch)
+    }
+
+    /// Floats of product scratch a window of `frames` mel frames needs.
+    func productScratch(frames: Int) -> Int {
+        let h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
+        let firstStage = Convolution.causalStride2Length(h) * Convolution.causalStride2Length(w)
+        return max(Kernels.gemmScratch(rows: firstStage, inputs: channels),
+                   Kernels.gemmScratch(rows: outputLength(frames), inputs: out.inputs))
     }
 }

@@ -34,6 +34,8 @@ public final class EncoderState {
     let glu: UnsafeMutablePointer<Float>
     let hidden: UnsafeMutablePointer<Float>
     let attentionScratch: UnsafeMutablePointer<Float>
+    /// Rows repacked for the weight products (see `Kernels.gemm`).
+    let rowScratch: UnsafeMutablePointer<Float>
 
     /// A fresh stream (zero caches) whose steps produce at most `maxFrames` encoder frames from windows of at most
     /// `maxWindow` mel frames.
@@ -57,6 +59,8 @@ public final class EncoderState {
             6 * maxFrames * d,                             // x, normed, query, context, projected, glu
             maxFrames * max(ff, 3 * d),                    // hidden
             RelPositionMultiHeadAttention.scratchSize(queries: maxFrames, keys: cacheRows, headDim: e.headDim),
+            max(encoder.preEncode.productScratch(frames: maxWindow),
+                Kernels.gemmScratch(rows: maxFrames, inputs: max(ff, 2 * d))),
         ]
         storage = Tensor(zeros: [sizes.reduce(0, +)])
         var cursor = storage.data
@@ -75,6 +79,7 @@ public final class EncoderState {
         glu = take(maxFrames * d)
         hidden = take(maxFrames * max(ff, 3 * d))
         attentionScratch = take(sizes[6])
+        rowScratch = take(sizes[7])
     }
 
     /// Rows [0, leftContext) are the cache, then room for one step's frames.

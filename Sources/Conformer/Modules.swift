@@ -47,9 +47,10 @@ public struct Linear: Sendable {
 
     /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W + b when `accumulate`).
     public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                               accumulate: Bool = false) {
+                               accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>? = nil) {
         if let bias, !accumulate { Kernels.fillRows(y, rows: rows, width: outputs, with: bias.data) }
-        Kernels.gemm(m: rows, x: x, ldx: inputs, weight, y: y, ldy: outputs, accumulate: bias != nil || accumulate)
+        Kernels.gemm(m: rows, x: x, ldx: inputs, weight, y: y, ldy: outputs, accumulate: bias != nil || accumulate,
+                     scratch: scratch)
         if let bias, accumulate { Kernels.addBias(y, rows: rows, width: outputs, bias: bias.data) }
     }
 }
@@ -84,10 +85,11 @@ public struct ConformerFeedForward: Sendable {
 
     /// residual += scale · FF(x); `hidden` holds rows × ff floats.
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
-                        scale: Float, hidden: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        linear1(x, rows: rows, into: hidden)
+                        scale: Float, hidden: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        scratch: UnsafeMutablePointer<Float>?) {
+        linear1(x, rows: rows, into: hidden, scratch: scratch)
         Kernels.swish(hidden, count: rows * linear1.outputs)
-        linear2(hidden, rows: rows, into: output)
+        linear2(hidden, rows: rows, into: output, scratch: scratch)
         Kernels.axpy(residual, output, count: rows * linear2.outputs, alpha: scale)
     }
 }

@@ -5,55 +5,49 @@ public enum Convolution {
     @inline(__always)
     public static func causalStride2Length(_ n: Int) -> Int { n / 2 + 1 }
 
-    /// Full 3×3 stride-2 conv from one input plane [h, w] to `weights.count / 9` planes, causal on both axes.
-    /// weights [C, 1, 3, 3], bias [C]; output [C, h', w'].
-    public static func causalStride2FromOnePlane(_ input: UnsafePointer<Float>, height: Int, width: Int,
-                                                 weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                                                 channels: Int, into output: UnsafeMutablePointer<Float>) {
+    /// Full 3×3 stride-2 conv from one input plane [h, w] to C channels, causal on both axes (pad 2 before, 1 after).
+    /// taps [9, C] (tap = 3·ky + kx), bias [C]; output channel-last [h', w', C].
+    public static func causalStride2FirstChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
+                                                     taps: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                                     channels c: Int, into output: UnsafeMutablePointer<Float>) {
         let oh = causalStride2Length(height), ow = causalStride2Length(width)
-        for c in 0..<channels {
-            let w = weights + c * 9
-            let plane = output + c * oh * ow
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    var sum = bias[c]
-                    for ky in 0..<3 {
-                        let iy = 2 * y + ky - 2
-                        if iy < 0 || iy >= height { continue }
-                        for kx in 0..<3 {
-                            let ix = 2 * x + kx - 2
-                            if ix < 0 || ix >= width { continue }
-                            sum += w[ky * 3 + kx] * input[iy * width + ix]
-                        }
+        for y in 0..<oh {
+            for x in 0..<ow {
+                let out = output + (y * ow + x) * c
+                out.update(from: bias, count: c)
+                for ky in 0..<3 {
+                    let iy = 2 * y + ky - 2
+                    if iy < 0 || iy >= height { continue }
+                    for kx in 0..<3 {
+                        let ix = 2 * x + kx - 2
+                        if ix < 0 || ix >= width { continue }
+                        let v = input[iy * width + ix], tap = taps + (ky * 3 + kx) * c
+                        for ch in 0..<c { out[ch] += tap[ch] * v }
                     }
-                    plane[y * ow + x] = sum
                 }
             }
         }
     }
 
-    /// Depthwise 3×3 stride-2 conv over [C, h, w] planes, causal on both axes. weights [C, 1, 3, 3], bias [C].
-    public static func causalStride2Depthwise(_ input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-                                              weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                                              into output: UnsafeMutablePointer<Float>) {
+    /// Depthwise 3×3 stride-2 conv over channel-last [h, w, C], causal on both axes. taps [9, C], bias [C].
+    public static func causalStride2DepthwiseChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
+                                                         channels c: Int, taps: UnsafePointer<Float>,
+                                                         bias: UnsafePointer<Float>,
+                                                         into output: UnsafeMutablePointer<Float>) {
         let oh = causalStride2Length(height), ow = causalStride2Length(width)
-        for c in 0..<channels {
-            let w = weights + c * 9
-            let src = input + c * height * width
-            let plane = output + c * oh * ow
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    var sum = bias[c]
-                    for ky in 0..<3 {
-                        let iy = 2 * y + ky - 2
-                        if iy < 0 || iy >= height { continue }
-                        for kx in 0..<3 {
-                            let ix = 2 * x + kx - 2
-                            if ix < 0 || ix >= width { continue }
-                            sum += w[ky * 3 + kx] * src[iy * width + ix]
-                        }
+        for y in 0..<oh {
+            for x in 0..<ow {
+                let out = output + (y * ow + x) * c
+                out.update(from: bias, count: c)
+                for ky in 0..<3 {
+                    let iy = 2 * y + ky - 2
+                    if iy < 0 || iy >= height { continue }
+                    for kx in 0..<3 {
+                        let ix = 2 * x + kx - 2
+                        if ix < 0 || ix >= width { continue }
+                        let src = input + (iy * width + ix) * c, tap = taps + (ky * 3 + kx) * c
+                        for ch in 0..<c { out[ch] += tap[ch] * src[ch] }
                     }
-                    plane[y * ow + x] = sum
                 }
             }
         }

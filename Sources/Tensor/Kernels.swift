@@ -50,12 +50,17 @@ public enum Kernels {
         for r in 0..<rows { (x + r * width).update(from: bias, count: width) }
     }
 
-    /// y[m×n] = x[m×k]·W (+ y when `accumulate`) for a weight packed once at load.
+    /// y[m×n] = x[m×k]·W (+ y when `accumulate`) for a weight packed once at load. `scratch` holds
+    /// `gemmScratch(rows: m, inputs: k)` floats; without it the kernel uses a buffer of the calling thread.
     @inline(__always)
     public static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
-                            y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
-        ck_gemm_packed(x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0)
+                            y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false,
+                            scratch: UnsafeMutablePointer<Float>? = nil) {
+        ck_gemm_packed(x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
     }
+
+    /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
+    public static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
 
     public static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
 

@@ -29,8 +29,10 @@ const char *ck_variant(void);
 long ck_packed_size(long k, long n);
 void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed);
 // y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
+// scratch holds ck_gemm_scratch_size(m, k) floats (the rows repacked k-major); NULL uses a per-thread buffer.
 void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                    int accumulate);
+                    int accumulate, float *scratch);
+long ck_gemm_scratch_size(long m, long k);
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
 

@@ -1,0 +1,77 @@
+import Foundation
+import MallocCounter
+import Testing
+import Tensor
+@testable import Conformer
+
+@Suite struct StreamingStateTests {
+    /// Buffers are sized when the stream opens: after its first step a stream does not touch the heap.
+    @Test(arguments: [13, 0])
+    func stepsAfterTheFirstMakeNoHeapAllocation(lookahead: Int) throws {
+        let encoder = try loadEncoder("tiny/la13")
+        let mel = try Fixtures.ref("tiny", "stream_mel")
+        for convention in StreamingSchedule.Convention.allCases {
+            let schedule = StreamingSchedule(lookahead: lookahead, convention: convention)
+            let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+            let buffer = Tensor(zeros: [schedule.maxWindow, 80])
+            let out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+            var allocations: [Int] = []
+            for k in 0..<12 {
+                let w = schedule.window(step: k)
+                window(mel, w, into: buffer.data)
+                malloc_counter_start()
+                encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
+                allocations.append(malloc_counter_stop())
+            }
+            #expect(allocations.dropFirst().allSatisfy { $0 == 0 }, "\(convention) [70,\(lookahead)] allocations per step: \(allocations)")
+        }
+    }
+
+    /// The counter itself sees allocations (so the test above can fail).
+    @Test func counterSeesAnAllocation() {
+        malloc_counter_start()
+        let array = [Int](repeating: 1, count: Int.random(in: 100...200))
+        let n = malloc_counter_stop()
+        #expect(n >= 1 && array.count >= 100)
+    }
+
+    @Test func resetReturnsAStreamToItsFirstStep() throws {
+        let encoder = try loadEncoder("tiny/la13")
+        let mel = try Fixtures.ref("tiny", "stream_mel")
+        let schedule = StreamingSchedule(lookahead: 6, convention: .native)
+        let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        let buffer = Tensor(zeros: [schedule.maxWindow, 80])
+        let first = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+        let again = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+        let w = schedule.window(step: 0)
+        window(mel, w, into: buffer.data)
+        encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: first.data)
+        for k in 1..<5 {
+            let w = schedule.window(step: k)
+            window(mel, w, into: buffer.data)
+            encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: again.data)
+        }
+        state.reset()
+        window(mel, w, into: buffer.data)
+        encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: again.data)
+        #expect(first.array == again.array)
+        #expect(state.cacheLength == schedule.framesPerStep)
+    }
+
+    @Test func nativeScheduleCoversEveryFrameOnceAndExportScheduleMatchesTheExportRule() {
+        for r in [0, 1, 6, 13] {
+            let native = StreamingSchedule(lookahead: r, convention: .native)
+            #expect(native.window(step: 0) == .init(start: 0, end: 1 + 8 * r, drop: 0))
+            for k in 1..<6 {
+                let w = native.window(step: k)
+                let firstFrame = (w.start + 8 * w.drop) / 8
+                #expect(firstFrame == k * (r + 1), "[70,\(r)] step \(k) starts at frame \(firstFrame)")
+                #expect(w.start % 8 == 0 && w.start >= 0)
+            }
+            let export = StreamingSchedule(lookahead: r, convention: .exportCompatible)
+            for k in 0..<4 {
+                #expect(export.window(step: k) == .init(start: 8 * (r + 1) * k - 9, end: 8 * (r + 1) * (k + 1), drop: 2))
+            }
+        }
+    }
+}
