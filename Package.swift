@@ -34,6 +34,7 @@ let package = Package(
         .testTarget(
             name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor"],
             path: "Tests/WeightLoaderTests"),
+        .testTarget(name: "STTTests", dependencies: ["stt"], path: "Tests/STTTests"),
         .testTarget(
             name: "TensorTests", dependencies: ["Tensor", "CKernels"], path: "Tests/TensorTests"),
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).

@@ -184,6 +184,19 @@ void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packe
     }
 }
 
+int ck_gemm_packed_variant(int v, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
+                           long ldy, int accumulate) {
+    if (v > variant()) return 0;
+    switch (v) {
+#if defined(__x86_64__)
+        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate, 0); return 1;
+        case 1: gemm256(x, m, k, ldx, packed, n, y, ldy, accumulate); return 1;
+#endif
+        case 0: gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return 1;
+        default: return 0;
+    }
+}
+
 const char *ck_gemm_variant(void) {
     switch (variant()) { case 2: return "avx512"; case 1: return "avx2+fma"; default: return "portable"; }
 }

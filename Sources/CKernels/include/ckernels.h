@@ -35,5 +35,9 @@ void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packe
 long ck_gemm_scratch_size(long m, long k);
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
+// ck_gemm_packed with a given variant: 2 AVX-512, 1 AVX2+FMA, 0 portable (for tests). Returns 0 when this CPU
+// lacks it.
+int ck_gemm_packed_variant(int variant, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
+                           long ldy, int accumulate);
 
 #endif

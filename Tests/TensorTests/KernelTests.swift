@@ -1,0 +1,166 @@
+import CKernels
+import Foundation
+import Testing
+@testable import Tensor
+
+/// Naive reference: y = x·w for row-major x [m×k], w [k×n].
+func naiveProduct(_ x: [Float], _ w: [Float], m: Int, k: Int, n: Int) -> [Float] {
+    var y = [Float](repeating: 0, count: m * n)
+    for i in 0..<m { for j in 0..<n { var s: Double = 0; for p in 0..<k { s += Double(x[i * k + p]) * Double(w[p * n + j]) }; y[i * n + j] = Float(s) } }
+    return y
+}
+
+func values(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(state >> 40) / Float(1 << 24) * 2 - 1
+    }
+}
+
+@Suite struct KernelTests {
+    @Test func twoByTwoProductByHand() {
+        let w = [Float]([1, 2, 3, 4])   // [[1, 2], [3, 4]]
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: 2, columns: 2) }
+        let x: [Float] = [1, 1, 0, 2]   // rows [1, 1], [0, 2]
+        var y = [Float](repeating: 0, count: 4)
+        Kernels.gemm(m: 2, x: x, ldx: 2, packed, y: &y, ldy: 2)
+        #expect(y == [4, 6, 6, 8])
+    }
+
+    /// Every tile shape of the packed product: 1…30 rows (one and several tiles), column tails, accumulation,
+    /// PyTorch-layout weights.
+    @Test(arguments: [1, 2, 5, 13, 14, 15, 29, 30])
+    func packedProductEqualsNaiveProduct(rows m: Int) {
+        for variant: Int32 in [2, 1, 0] { checkPackedProduct(rows: m, variant: variant) }
+    }
+
+    /// Variant 2 AVX-512, 1 AVX2+FMA, 0 portable; one this CPU lacks is skipped.
+    func checkPackedProduct(rows m: Int, variant: Int32) {
+        for (k, n) in [(7, 5), (64, 16), (96, 33), (512, 29)] {
+            let x = values(m * k, seed: UInt64(m * 1000 + k)), w = values(k * n, seed: UInt64(n))
+            let expected = naiveProduct(x, w, m: m, k: k, n: n)
+            let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n) }
+            var wt = [Float](repeating: 0, count: k * n)
+            for p in 0..<k { for j in 0..<n { wt[j * k + p] = w[p * n + j] } }
+            let fromTorch = wt.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, transposed: true) }
+            var y = [Float](repeating: 0, count: m * n), z = [Float](repeating: 1, count: m * n)
+            guard ck_gemm_packed_variant(variant, x, m, k, k, packed.storage.data, n, &y, n, 0) == 1 else { return }
+            _ = ck_gemm_packed_variant(variant, x, m, k, k, fromTorch.storage.data, n, &z, n, 1)
+            let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
+            let worstAccumulated = zip(z, expected).map { abs($0 - 1 - $1) }.max() ?? 0
+            #expect(worst < 1e-4 && worstAccumulated < 1e-4,
+                    "variant \(variant) m \(m) k \(k) n \(n): \(worst), \(worstAccumulated)")
+        }
+    }
+
+    @Test func blasProductWithTransposedOperand() {
+        let a: [Float] = [1, 2, 3, 4, 5, 6]          // [2×3]
+        let b: [Float] = [1, 0, 1, 0, 1, 0]          // stored [n=2 × k=3]: rows [1,0,1], [0,1,0]
+        var c = [Float](repeating: 0, count: 4)
+        Kernels.gemm(m: 2, n: 2, k: 3, a: a, lda: 3, b: b, ldb: 3, transposedB: true, c: &c, ldc: 2)
+        #expect(c == [4, 2, 10, 5])
+    }
+
+    @Test func layerNormOfAKnownRow() {
+        let x: [Float] = [1, 2, 3, 4]
+        let scale: [Float] = [1, 1, 2, 1], shift: [Float] = [0, 0, 0, 1]
+        var y = [Float](repeating: 0, count: 4)
+        Kernels.layerNorm(x, rows: 1, width: 4, scale: scale, shift: shift, epsilon: 0, into: &y)
+        // mean 2.5, variance 1.25
+        let s = 1 / Float(1.25).squareRoot()
+        let expected: [Float] = [-1.5 * s, -0.5 * s, 2 * 0.5 * s, 1.5 * s + 1]
+        #expect(zip(y, expected).allSatisfy { abs($0 - $1) < 1e-6 })
+    }
+
+    @Test func softmaxSwishSigmoidGLUAgainstClosedForms() {
+        var s: [Float] = [0, log(3)]
+        Kernels.softmax(&s, count: 2)
+        #expect(abs(s[0] - 0.25) < 1e-6 && abs(s[1] - 0.75) < 1e-6)
+
+        let inputs: [Float] = [-90, -20, -3, -0.5, 0, 0.5, 3, 20, 90]
+        var swish = inputs, sigmoid = inputs
+        Kernels.swish(&swish, count: inputs.count)
+        Kernels.sigmoid(&sigmoid, count: inputs.count)
+        for (i, v) in inputs.enumerated() {
+            let exact = 1 / (1 + Foundation.exp(-Double(v)))
+            #expect(abs(Double(sigmoid[i]) - exact) <= 2e-7 * max(1e-30, exact) + 1e-38, "sigmoid(\(v))")
+            #expect(abs(Double(swish[i]) - Double(v) * exact) <= 1e-6 * max(1, abs(Double(v) * exact)), "swish(\(v))")
+        }
+        let wide: [Float] = [2, -4, 0, 0]           // one row, channels 2: a = [2, -4], gate = [0, 0]
+        var glu = [Float](repeating: 0, count: 2)
+        Kernels.glu(wide, rows: 1, channels: 2, into: &glu)
+        #expect(glu == [1, -2])
+    }
+
+    @Test func reluAxpyAndBias() {
+        var x: [Float] = [-1, 2, -3, 4]
+        Kernels.relu(&x, count: 4)
+        #expect(x == [0, 2, 0, 4])
+        Kernels.axpy(&x, [1, 1, 1, 1], count: 4, alpha: 0.5)
+        #expect(x == [0.5, 2.5, 0.5, 4.5])
+        Kernels.addBias(&x, rows: 2, width: 2, bias: [10, 20])
+        #expect(x == [10.5, 22.5, 10.5, 24.5])
+    }
+}
+
+@Suite struct ConvolutionTests {
+    @Test func causalStride2LengthsFollowTheStem() {
+        #expect([80, 41, 21].map(Convolution.causalStride2Length) == [41, 21, 11])
+        #expect([121, 61, 31].map(Convolution.causalStride2Length) == [61, 31, 16])
+    }
+
+    /// A 1-channel 3×3 stride-2 conv with all-ones taps sums each causal 3×3 window (2 before, 1 after, padded 0).
+    @Test func firstConvSumsCausalWindows() {
+        let h = 4, w = 4
+        let input = (0..<(h * w)).map { Float($0) }
+        var out = [Float](repeating: 0, count: 3 * 3 * 1)
+        Convolution.causalStride2FirstChannelLast(input, height: h, width: w, taps: [Float](repeating: 1, count: 9),
+                                                  bias: [0.5], channels: 1, into: &out)
+        // output (y, x) covers rows 2y−2…2y and columns 2x−2…2x.
+        for y in 0..<3 {
+            for x in 0..<3 {
+                var sum: Float = 0.5
+                for iy in (2 * y - 2)...(2 * y) where iy >= 0 && iy < h {
+                    for ix in (2 * x - 2)...(2 * x) where ix >= 0 && ix < w { sum += input[iy * w + ix] }
+                }
+                #expect(out[y * 3 + x] == sum, "(\(y), \(x))")
+            }
+        }
+    }
+
+    @Test func depthwiseKeepsChannelsApart() {
+        // 2 channels, 2×2 input; taps pick only the centre-bottom-right (ky = 2, kx = 2) of channel 0, and the
+        // top-left (ky = 0, kx = 0) of channel 1.
+        let input: [Float] = [1, 10, 2, 20, 3, 30, 4, 40]   // [h, w, C]
+        var taps = [Float](repeating: 0, count: 18)
+        taps[8 * 2 + 0] = 1      // tap 8 → input (2y, 2x), channel 0
+        taps[0 * 2 + 1] = 1      // tap 0 → input (2y − 2, 2x − 2), channel 1
+        var out = [Float](repeating: 0, count: 2 * 2 * 2)
+        Convolution.causalStride2DepthwiseChannelLast(input, height: 2, width: 2, channels: 2, taps: taps, bias: [0, 0],
+                                                      into: &out)
+        // Output 2×2: channel 0 at (y, x) reads input (2y, 2x) → only (0, 0) is inside; channel 1 reads (2y−2, 2x−2)
+        // → inside only for (1, 1).
+        #expect(out == [1, 0, 0, 0, 0, 0, 0, 10])
+    }
+
+    @Test func causalTimeConvUsesHistoryThenCurrent() {
+        // 1 channel, kernel 3: out[t] = w0·x[t−2] + w1·x[t−1] + w2·x[t] + b, with x[−2], x[−1] from the history.
+        var out = [Float](repeating: 0, count: 3)
+        Convolution.causalDepthwiseTime(history: [100, 10], current: [1, 2, 3], frames: 3, channels: 1, kernel: 3,
+                                        weights: [1, 2, 4], bias: [0.5], into: &out)
+        let expected: [Float] = [124.5, 20.5, 17.5]   // 100+20+4, 10+2+8, 1+4+12, each + 0.5
+        #expect(out == expected)
+    }
+}
+
+@Suite struct NPYTests {
+    @Test func writeThenReadRoundTrips() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("stt-npy-\(UUID().uuidString).npy")
+        try NPYArray(floats: [1, -2.5, 3e-8, 4], shape: [2, 2]).write(to: url)
+        let back = try NPYArray(contentsOf: url)
+        #expect(back.shape == [2, 2] && back.floats == [1, -2.5, 3e-8, 4])
+        try NPYArray(integers: [7, -1], shape: [2]).write(to: url)
+        #expect(try NPYArray(contentsOf: url).integers == [7, -1])
+    }
+}
