@@ -23,6 +23,24 @@ void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed) {
     }
 }
 
+void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed) {
+    const unsigned char *bytes = (const unsigned char *)w;
+    long panels = (n + PANEL - 1) / PANEL;
+    for (long j = 0; j < panels; j++) {
+        float *dst = packed + j * k * PANEL;
+        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
+        for (long p = 0; p < k; p++) {
+            if (transposed) {
+                for (long c = 0; c < cols; c++)
+                    memcpy(dst + p * PANEL + c, bytes + ((j * PANEL + c) * k + p) * sizeof(float), sizeof(float));
+            } else {
+                memcpy(dst + p * PANEL, bytes + (p * n + j * PANEL) * sizeof(float), (size_t)cols * sizeof(float));
+            }
+            for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
+        }
+    }
+}
+
 // Portable: MR ≤ 4 rows per tile, the 16-wide inner loop left to the compiler's vectorizer.
 static void gemm_portable(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
                           int accumulate) {

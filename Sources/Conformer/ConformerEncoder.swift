@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import Tensor
 import WeightLoader
 
@@ -23,12 +25,15 @@ public final class ConformerEncoder: Sendable {
         let r = ParameterReader(graph: graph, prefix: prefix)
         description = e
         preEncode = try ConvSubsampling(r, description: e)
-        var layers: [ConformerLayer] = []
-        for n in 0..<e.layers { layers.append(try ConformerLayer(r, index: n, description: e)) }
-        self.layers = layers
+        // Layers are independent: build them on all cores (each packs its weights straight from the file).
+        let built = LayerSlots(count: e.layers)
+        DispatchQueue.concurrentPerform(iterations: e.layers) { n in
+            built.set(n, Result { () throws(LoaderError) -> ConformerLayer in try ConformerLayer(r, index: n, description: e) })
+        }
+        self.layers = try built.values()
         self.leftContext = leftContext
         self.maxLookahead = maxLookahead
-        guard let table = graph.positionalTable else {
+        guard let table = try graph.loadPositionalTable() else {
             throw .notFastConformer(graph.path, "no positional table")
         }
         positions = try RelativePositions(table: table, layers: layers.map(\.selfAttn), minDistance: -maxLookahead,
@@ -158,5 +163,31 @@ public final class ConformerEncoder: Sendable {
         let result = Tensor(zeros: [n, d])
         result.data.update(from: x, count: n * d)
         return result
+    }
+}
+
+/// Results of building layers concurrently, in layer order.
+private final class LayerSlots: @unchecked Sendable {
+    private var slots: [Result<ConformerLayer, LoaderError>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ result: Result<ConformerLayer, LoaderError>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    func values() throws(LoaderError) -> [ConformerLayer] {
+        var layers: [ConformerLayer] = []
+        for slot in slots {
+            switch slot {
+            case .success(let layer)?: layers.append(layer)
+            case .failure(let error)?: throw error
+            case nil: throw LoaderError.notFastConformer("", "a layer was not built")
+            }
+        }
+        return layers
     }
 }

@@ -74,13 +74,13 @@ public struct ConvSubsampling: Sendable {
         var h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
         let capacity = c * h * w
         let a = scratch, b = scratch + capacity
-        Convolution.causalStride2FirstChannelLast(mel, height: frames, width: melFeatures, taps: first.data,
-                                                  bias: firstBias.data, channels: c, into: a)
+        Convolution.causalStride2ChannelLast(mel, height: frames, width: melFeatures, inputChannels: 1, channels: c,
+                                             taps: first.data, bias: firstBias.data, into: a)
         Kernels.relu(a, count: c * h * w)
         for stage in stages {
             let oh = Convolution.causalStride2Length(h), ow = Convolution.causalStride2Length(w)
-            Convolution.causalStride2DepthwiseChannelLast(a, height: h, width: w, channels: c, taps: stage.depthwise.data,
-                                                          bias: stage.depthwiseBias.data, into: b)
+            Convolution.causalStride2ChannelLast(a, height: h, width: w, inputChannels: c, channels: c,
+                                                 taps: stage.depthwise.data, bias: stage.depthwiseBias.data, into: b)
             Kernels.fillRows(a, rows: oh * ow, width: c, with: stage.pointwiseBias.data)
             Kernels.gemm(m: oh * ow, x: b, ldx: c, stage.pointwise, y: a, ldy: c, accumulate: true, scratch: rowScratch)
             Kernels.relu(a, count: c * oh * ow)

@@ -7,10 +7,7 @@ struct ParameterReader {
     let prefix: String
 
     func tensor(_ name: String) throws(LoaderError) -> Tensor {
-        guard let p = graph.parameter(prefix + name) else {
-            throw .notFastConformer(graph.path, "it has no \(prefix + name)")
-        }
-        return p.tensor
+        try parameter(name).load()
     }
 
     func parameter(_ name: String) throws(LoaderError) -> Parameter {
@@ -31,14 +28,23 @@ public struct Linear: Sendable {
 
     init(_ r: ParameterReader, _ name: String, bias hasBias: Bool = true) throws(LoaderError) {
         let p = try r.parameter(name + ".weight")
-        let shape = p.tensor.shape
+        let shape = p.shape
         // Conv1d with kernel 1 is [out, in, 1].
         guard shape.count == 2 || (shape.count == 3 && shape[2] == 1) else {
             throw .notFastConformer(r.graph.path, "\(name).weight has shape \(shape), expected a matrix")
         }
         let torch = p.layout == .torch
-        weight = PackedMatrix(p.tensor.data, rows: torch ? shape[1] : shape[0], columns: torch ? shape[0] : shape[1],
-                              transposed: torch)
+        let (rows, columns) = torch ? (shape[1], shape[0]) : (shape[0], shape[1])
+        // Packed straight from the file's pages when the values are stored raw (every export seen); otherwise
+        // through a copy that lives only until it is packed.
+        var packed: PackedMatrix?
+        _ = p.withStoredValues { packed = PackedMatrix(bytes: $0, rows: rows, columns: columns, transposed: torch) }
+        if packed == nil {
+            let values = try p.load()
+            packed = PackedMatrix(values.data, rows: rows, columns: columns, transposed: torch)
+        }
+        guard let packed else { throw .badTensor(r.graph.path, tensor: p.source, "could not be read") }
+        weight = packed
         bias = hasBias ? try r.tensor(name + ".bias") : nil
         if let bias, bias.count != weight.columns {
             throw .notFastConformer(r.graph.path, "\(name).bias has \(bias.count) values for \(weight.columns) outputs")

@@ -5,11 +5,13 @@ public enum Convolution {
     @inline(__always)
     public static func causalStride2Length(_ n: Int) -> Int { n / 2 + 1 }
 
-    /// Full 3×3 stride-2 conv from one input plane [h, w] to C channels, causal on both axes (pad 2 before, 1 after).
-    /// taps [9, C] (tap = 3·ky + kx), bias [C]; output channel-last [h', w', C].
-    public static func causalStride2FirstChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
-                                                     taps: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                                                     channels c: Int, into output: UnsafeMutablePointer<Float>) {
+    /// 3×3 stride-2 conv over a channel-last [h, w, inputChannels] map to [h', w', C], causal on both axes (pad 2
+    /// before, 1 after). With one input channel it is the stem's full first conv (each tap weights that channel into
+    /// all C outputs); with C input channels it is depthwise. taps [9, C] (tap = 3·ky + kx), bias [C].
+    public static func causalStride2ChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
+                                                inputChannels: Int, channels c: Int, taps: UnsafePointer<Float>,
+                                                bias: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
+        precondition(inputChannels == 1 || inputChannels == c, "a 3×3 stage is full from 1 channel or depthwise")
         let oh = causalStride2Length(height), ow = causalStride2Length(width)
         for y in 0..<oh {
             for x in 0..<ow {
@@ -21,32 +23,13 @@ public enum Convolution {
                     for kx in 0..<3 {
                         let ix = 2 * x + kx - 2
                         if ix < 0 || ix >= width { continue }
-                        let v = input[iy * width + ix], tap = taps + (ky * 3 + kx) * c
-                        for ch in 0..<c { out[ch] += tap[ch] * v }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Depthwise 3×3 stride-2 conv over channel-last [h, w, C], causal on both axes. taps [9, C], bias [C].
-    public static func causalStride2DepthwiseChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
-                                                         channels c: Int, taps: UnsafePointer<Float>,
-                                                         bias: UnsafePointer<Float>,
-                                                         into output: UnsafeMutablePointer<Float>) {
-        let oh = causalStride2Length(height), ow = causalStride2Length(width)
-        for y in 0..<oh {
-            for x in 0..<ow {
-                let out = output + (y * ow + x) * c
-                out.update(from: bias, count: c)
-                for ky in 0..<3 {
-                    let iy = 2 * y + ky - 2
-                    if iy < 0 || iy >= height { continue }
-                    for kx in 0..<3 {
-                        let ix = 2 * x + kx - 2
-                        if ix < 0 || ix >= width { continue }
-                        let src = input + (iy * width + ix) * c, tap = taps + (ky * 3 + kx) * c
-                        for ch in 0..<c { out[ch] += tap[ch] * src[ch] }
+                        let src = input + (iy * width + ix) * inputChannels, tap = taps + (ky * 3 + kx) * c
+                        if inputChannels == 1 {
+                            let v = src[0]
+                            for ch in 0..<c { out[ch] += tap[ch] * v }
+                        } else {
+                            for ch in 0..<c { out[ch] += tap[ch] * src[ch] }
+                        }
                     }
                 }
             }

@@ -21,6 +21,15 @@ public struct PackedMatrix: Sendable {
         }
     }
 
+    /// Packs from little-endian float32 bytes at any alignment (a tensor in a mapped file): [rows × columns], or
+    /// [columns × rows] when `transposed`.
+    public init(bytes: UnsafeRawPointer, rows: Int, columns: Int, transposed: Bool = false) {
+        self.rows = rows
+        self.columns = columns
+        storage = Tensor(uninitialized: [ck_packed_size(rows, columns)])
+        ck_pack_panels_bytes(bytes, rows, columns, transposed ? 1 : 0, storage.data)
+    }
+
     /// Bytes held.
     public var byteCount: Int { storage.count * 4 }
 }

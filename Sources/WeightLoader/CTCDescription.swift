@@ -10,11 +10,11 @@ public struct CTCDescription: Sendable, Equatable {
 
     public init(graph g: ExportedGraph) throws(LoaderError) {
         guard let weight = g.parameter(Self.weightPath),
-              weight.tensor.rank == 3, weight.tensor.shape[2] == 1 else {
+              weight.rank == 3, weight.shape[2] == 1 else {
             throw .notFastConformer(g.path, "a CTC export needs \(Self.weightPath) of shape [classes, d_model, 1]")
         }
-        classes = weight.tensor.shape[0]
-        encoderDim = weight.tensor.shape[1]
-        parameterCount = g.parameters.filter { $0.key.hasPrefix("ctc_decoder.") }.values.reduce(0) { $0 + $1.tensor.count }
+        classes = weight.shape[0]
+        encoderDim = weight.shape[1]
+        parameterCount = g.parameters.filter { $0.key.hasPrefix("ctc_decoder.") }.values.reduce(0) { $0 + $1.count }
     }
 }

@@ -20,10 +20,10 @@ public struct DecoderDescription: Sendable, Equatable {
         }
         func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
             let p = try param(name + ".weight")
-            guard p.tensor.rank == 2 else { throw fail("\(name).weight has shape \(p.tensor.shape)") }
-            return p.layout == .inputMajor ? (p.tensor.shape[0], p.tensor.shape[1]) : (p.tensor.shape[1], p.tensor.shape[0])
+            guard p.rank == 2 else { throw fail("\(name).weight has shape \(p.shape)") }
+            return p.layout == .inputMajor ? (p.shape[0], p.shape[1]) : (p.shape[1], p.shape[0])
         }
-        let embed = try param("decoder.prediction.embed.weight").tensor.shape
+        let embed = try param("decoder.prediction.embed.weight").shape
         guard embed.count == 2 else { throw fail("the embedding has shape \(embed)") }
         classes = embed[0]
         predictionHidden = embed[1]
@@ -33,8 +33,8 @@ public struct DecoderDescription: Sendable, Equatable {
         lstmLayers = layers
         for k in 0..<layers {
             let input = k == 0 ? predictionHidden : predictionHidden
-            guard try param("decoder.prediction.dec_rnn.lstm.weight_ih_l\(k)").tensor.shape == [4 * predictionHidden, input],
-                  try param("decoder.prediction.dec_rnn.lstm.weight_hh_l\(k)").tensor.shape
+            guard try param("decoder.prediction.dec_rnn.lstm.weight_ih_l\(k)").shape == [4 * predictionHidden, input],
+                  try param("decoder.prediction.dec_rnn.lstm.weight_hh_l\(k)").shape
                     == [4 * predictionHidden, predictionHidden] else {
                 throw fail("LSTM layer \(k) is not \(predictionHidden) → \(predictionHidden)")
             }
@@ -56,7 +56,7 @@ public struct DecoderDescription: Sendable, Equatable {
         guard out.output == classes else {
             throw fail("the joint has \(out.output) outputs but the embedding \(classes) rows")
         }
-        predictionParameters = g.parameters.filter { $0.key.hasPrefix("decoder.") }.values.reduce(0) { $0 + $1.tensor.count }
-        jointParameters = g.parameters.filter { $0.key.hasPrefix("joint.") }.values.reduce(0) { $0 + $1.tensor.count }
+        predictionParameters = g.parameters.filter { $0.key.hasPrefix("decoder.") }.values.reduce(0) { $0 + $1.count }
+        jointParameters = g.parameters.filter { $0.key.hasPrefix("joint.") }.values.reduce(0) { $0 + $1.count }
     }
 }

@@ -44,8 +44,8 @@ public struct EncoderDescription: Sendable, Equatable {
         /// A Linear weight's (in, out) whatever layout it was stored in.
         func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
             let p = try param(name + ".weight")
-            guard p.tensor.rank == 2 else { throw fail("\(prefix + name).weight has shape \(p.tensor.shape)") }
-            return p.layout == .inputMajor ? (p.tensor.shape[0], p.tensor.shape[1]) : (p.tensor.shape[1], p.tensor.shape[0])
+            guard p.rank == 2 else { throw fail("\(prefix + name).weight has shape \(p.shape)") }
+            return p.layout == .inputMajor ? (p.shape[0], p.shape[1]) : (p.shape[1], p.shape[0])
         }
 
         // Layers: layers.0 … layers.N−1, all present.
@@ -61,16 +61,16 @@ public struct EncoderDescription: Sendable, Equatable {
         layers = last + 1
 
         let bias = try param("layers.0.self_attn.pos_bias_u")
-        guard bias.tensor.rank == 2 else { throw fail("pos_bias_u has shape \(bias.tensor.shape), expected [heads, d_k]") }
-        heads = bias.tensor.shape[0]
-        headDim = bias.tensor.shape[1]
+        guard bias.rank == 2 else { throw fail("pos_bias_u has shape \(bias.shape), expected [heads, d_k]") }
+        heads = bias.shape[0]
+        headDim = bias.shape[1]
         let q = try linear("layers.0.self_attn.linear_q")
         dModel = q.input
         guard q.output == dModel, heads * headDim == dModel else {
             throw fail("attention of \(heads) heads × \(headDim) does not match d_model \(dModel)")
         }
         feedForward = try linear("layers.0.feed_forward1.linear1").output
-        let depthwise = try param("layers.0.conv.depthwise_conv.weight").tensor.shape
+        let depthwise = try param("layers.0.conv.depthwise_conv.weight").shape
         guard depthwise.count == 3, depthwise[0] == dModel, depthwise[1] == 1 else {
             throw fail("conv.depthwise_conv.weight has shape \(depthwise), expected [\(dModel), 1, k]")
         }
@@ -79,7 +79,7 @@ public struct EncoderDescription: Sendable, Equatable {
 
         // Subsampling stem: conv.0 is a full conv from 1 channel; every other 3×3 conv with one input channel per
         // group is a depthwise stride-2 stage.
-        let first = try param("pre_encode.conv.0.weight").tensor.shape
+        let first = try param("pre_encode.conv.0.weight").shape
         guard first.count == 4, first[1] == 1 else {
             throw fail("pre_encode.conv.0.weight has shape \(first), expected [channels, 1, kh, kw] (dw_striding)")
         }
@@ -87,7 +87,7 @@ public struct EncoderDescription: Sendable, Equatable {
         var stages = 1
         for (key, p) in g.parameters where key.hasPrefix(prefix + "pre_encode.conv.") && key.hasSuffix(".weight")
             && key != prefix + "pre_encode.conv.0.weight" {
-            let s = p.tensor.shape
+            let s = p.shape
             if s.count == 4 && s[1] == 1 && s[2] > 1 { stages += 1 }
         }
         subsamplingStages = stages
@@ -112,30 +112,30 @@ public struct EncoderDescription: Sendable, Equatable {
             for module in Self.layerModules {
                 for suffix in module.bias ? ["weight", "bias"] : ["weight"] {
                     let name = "layers.\(n).\(module.name).\(suffix)"
-                    let shape = try param(name).tensor.shape
-                    let reference = try param("layers.0.\(module.name).\(suffix)").tensor.shape
+                    let shape = try param(name).shape
+                    let reference = try param("layers.0.\(module.name).\(suffix)").shape
                     guard shape == reference else { throw fail("\(name) has shape \(shape), layer 0 has \(reference)") }
                 }
             }
             for name in ["pos_bias_u", "pos_bias_v"] {
-                guard try param("layers.\(n).self_attn.\(name)").tensor.shape == [heads, headDim] else {
+                guard try param("layers.\(n).self_attn.\(name)").shape == [heads, headDim] else {
                     throw fail("layers.\(n).self_attn.\(name) is not [\(heads), \(headDim)]")
                 }
             }
         }
 
-        guard let table = g.positionalTable, table.rank == 3, table.shape[2] == dModel else {
+        guard let table = g.positionalTableShape, table.count == 3, table[2] == dModel else {
             throw fail("no relative positional table ([1, 2·max_len − 1, \(dModel)] Constant) in the graph")
         }
-        positionalRows = table.shape[1]
+        positionalRows = table[1]
         layerNormEpsilon = g.layerNormEpsilon ?? 1e-5
 
         var pre = 0, layer0 = 0, total = 0
         for (key, p) in g.parameters {
             guard key.hasPrefix(prefix + "pre_encode.") || key.hasPrefix(prefix + "layers.") else { continue }
-            total += p.tensor.count
-            if key.hasPrefix(prefix + "pre_encode.") { pre += p.tensor.count }
-            if key.hasPrefix(prefix + "layers.0.") { layer0 += p.tensor.count }
+            total += p.count
+            if key.hasPrefix(prefix + "pre_encode.") { pre += p.count }
+            if key.hasPrefix(prefix + "layers.0.") { layer0 += p.count }
         }
         preEncodeParameters = pre
         layerParameters = layer0

@@ -33,20 +33,27 @@ public struct ExportedGraph: @unchecked Sendable {
     public let parameters: [String: Parameter]
     /// Initializers that are not parameters (shape constants and folded scalars).
     public let graphConstants: [String]
-    /// The relative positional table ([1, 2·max_len − 1, d_model], rows for distances max_len−1 … −(max_len−1)),
-    /// which the exporter stores in a `Constant` node.
-    public let positionalTable: Tensor?
+    /// Shape of the relative positional table ([1, 2·max_len − 1, d_model], rows for distances max_len−1 …
+    /// −(max_len−1)), which the exporter stores in a `Constant` node; `loadPositionalTable()` reads it.
+    public let positionalTableShape: [Int]?
+    private let positionalConstant: ONNXTensor?
+    private let file: ONNXFile
     /// LayerNorm epsilon as the graph states it (the `epsilon` attribute, or the constant added before the square
     /// root where LayerNorm is decomposed below opset 17).
     public let layerNormEpsilon: Float?
     /// The attention context [left, right] (frames) the export was made with, read from its chunked-limited mask:
     /// the chunk size R+1 divides a Range of frame indices, and the chunk-distance limit is left/(R+1).
     public let exportAttContext: [Int]?
-    /// Bytes of float32 parameter data, counting shared tensors once.
+    /// Bytes of float32 parameter data (and the positional table) in the file, counting shared tensors once.
     public let weightBytes: Int
 
     public var parameterPaths: [String] { parameters.keys.sorted() }
-    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.tensor.count } }
+    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+
+    public func loadPositionalTable() throws(LoaderError) -> Tensor? {
+        guard let positionalConstant else { return nil }
+        return try file.floatTensor(positionalConstant)
+    }
 
     public func parameter(_ path: String) -> Parameter? { parameters[path] }
 
@@ -56,7 +63,6 @@ public struct ExportedGraph: @unchecked Sendable {
     public init(path: String) throws(LoaderError) {
         let file = try ONNXFile(path: path)
         let graph = file.graph
-        file.releaseMappedPages()
         self.path = path
         opset = file.opset
         producer = [file.header.producerName, file.header.producerVersion].filter { !$0.isEmpty }
@@ -67,42 +73,48 @@ public struct ExportedGraph: @unchecked Sendable {
 
         let map = try ParameterMap(graph: graph, path: path)
         graphConstants = map.graphConstants
-        var loaded: [Int: Tensor] = [:]
+        self.file = file
         var parameters: [String: Parameter] = [:]
+        var counted = Set<Int>()
         var bytes = 0
         for (modulePath, source) in map.sources {
             let initializer = graph.initializers[source.initializer]
-            let raw: Tensor
-            if let cached = loaded[source.initializer] {
-                raw = cached
-            } else {
-                raw = try file.floatTensor(initializer)
-                loaded[source.initializer] = raw
-                bytes += raw.count * 4
-            }
-            let tensor = try Self.transform(raw, source.transform, name: initializer.name, path: path)
-            parameters[modulePath] = Parameter(path: modulePath, tensor: tensor, layout: source.layout,
-                                               source: initializer.name)
+            try file.validateFloatTensor(initializer)
+            if counted.insert(source.initializer).inserted { bytes += initializer.elementCount * 4 }
+            let transform = source.transform
+            let shape = try Self.shape(of: initializer.dims, after: transform, name: initializer.name, path: path)
+            parameters[modulePath] = Parameter(
+                path: modulePath, shape: shape, layout: source.layout, source: initializer.name,
+                read: { () throws(LoaderError) -> Tensor in
+                    try Self.transform(file.floatTensor(initializer), transform, name: initializer.name, path: path)
+                },
+                visitRaw: { body in
+                    transform == .none && ((try? file.withRawFloatBytes(initializer, body)) ?? false)
+                })
         }
         self.parameters = parameters
 
-        var table: Tensor?
+        var table: ONNXTensor?
         var integers: [String: [Int64]] = [:]
         for node in graph.nodes where node.opType == "Constant" {
             guard let value = node.attribute("value")?.tensor else { continue }
             if value.dataType == .float, value.dims.count == 3, value.dims[0] == 1, value.dims[1] % 2 == 1,
-               value.elementCount > (table?.count ?? 0), node.name.contains("pos_enc") || table == nil {
-                table = try file.floatTensor(value)
+               value.elementCount > (table?.elementCount ?? 0), node.name.contains("pos_enc") || table == nil {
+                try file.validateFloatTensor(value)
+                table = value
             } else if value.dataType == .int64 || value.dataType == .int32, value.elementCount <= 8,
                       let values = file.integerValues(value) {
                 integers[node.outputs[0]] = values
             }
         }
-        positionalTable = table
-        if let table { bytes += table.count * 4 }
+        positionalConstant = table
+        positionalTableShape = table?.dims
+        if let table { bytes += table.elementCount * 4 }
         exportAttContext = Self.attentionContext(graph: graph, constants: integers)
         weightBytes = bytes
         layerNormEpsilon = Self.layerNormEpsilon(graph: graph, file: file)
+        // Values are read later with pread; the pages decoding mapped in are not needed.
+        file.releaseMappedPages()
     }
 
     private static func kind(inputs: [ONNXValueInfo], outputs: [ONNXValueInfo], path: String) throws(LoaderError) -> Kind {
@@ -117,6 +129,24 @@ public struct ExportedGraph: @unchecked Sendable {
         let list = inputs.map(\.name).joined(separator: ", ")
         throw .notFastConformer(path, "its inputs are [\(list)]; expected audio_signal (encoder) or "
             + "encoder_outputs and targets (decoder_joint)")
+    }
+
+    /// The shape a parameter has once loaded: LSTM tensors lose their direction axis, the bias splits in two.
+    private static func shape(of dims: [Int], after transform: ParameterSource.Transform, name: String,
+                              path: String) throws(LoaderError) -> [Int] {
+        switch transform {
+        case .none: return dims
+        case .lstmInputWeights, .lstmRecurrentWeights:
+            guard dims.count == 3, dims[0] == 1, dims[1] % 4 == 0 else {
+                throw .badTensor(path, tensor: name, "LSTM weight of shape \(dims), expected [1, 4·H, in]")
+            }
+            return [dims[1], dims[2]]
+        case .lstmInputBias, .lstmRecurrentBias:
+            guard dims.count == 2, dims[0] == 1, dims[1] % 8 == 0 else {
+                throw .badTensor(path, tensor: name, "LSTM bias of shape \(dims), expected [1, 8·H]")
+            }
+            return [dims[1] / 2]
+        }
     }
 
     /// LSTM weights from ONNX (W [1, 4H, in], R [1, 4H, H], B [1, 8H], gates i, o, f, c) into PyTorch's

@@ -2,7 +2,7 @@ import Foundation
 
 /// A read-only memory map of a whole file. Only the protobuf framing is read through the map; tensor payloads are
 /// copied out with `pread` straight into their destination, so the file's pages never count twice in our memory.
-final class MappedFile {
+final class MappedFile: @unchecked Sendable {
     let path: String
     let size: Int
     let fd: Int32
@@ -50,6 +50,19 @@ final class MappedFile {
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
+
+    /// Runs `body` on the mapped bytes of `range`, then gives their pages back, so building from a large file
+    /// keeps only the pages of the tensor at hand resident.
+    func withMappedBytes<R>(_ range: Range<Int>, _ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+        guard let base else { return try body(UnsafeRawPointer(bitPattern: 1)!) }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = range.lowerBound / page * page
+        let end = min(size, (range.upperBound + page - 1) / page * page)
+        // One call maps the whole range (far cheaper than a fault per page); kernels before 5.14 ignore it.
+        if end > start { madvise(base + start, end - start, 22 /* MADV_POPULATE_READ */) }
+        defer { if end > start { madvise(base + start, end - start, MADV_DONTNEED) } }
+        return try body(UnsafeRawPointer(base) + range.lowerBound)
+    }
 
     /// Copies `count` bytes at `offset` into `destination` with pread (no page of the map is touched).
     func copy(offset: Int, count: Int, into destination: UnsafeMutableRawPointer) throws(LoaderError) {

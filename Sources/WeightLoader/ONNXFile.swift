@@ -1,7 +1,7 @@
 import Tensor
 
 /// One decoded ONNX file: header, graph, and the file it came from (kept open to copy payloads on demand).
-public final class ONNXFile {
+public final class ONNXFile: @unchecked Sendable {
     public let path: String
     public let header: ONNXModelHeader
     public let graph: ONNXGraph
@@ -46,8 +46,8 @@ public final class ONNXFile {
     /// Drops the pages that decoding the framing mapped in; payloads are copied with pread afterwards.
     func releaseMappedPages() { file.releasePages() }
 
-    /// Copies a float32 tensor's values out of the file into aligned storage.
-    public func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
+    /// Checks that a tensor is float32 and holds exactly the bytes its shape needs, without reading its values.
+    public func validateFloatTensor(_ tensor: ONNXTensor) throws(LoaderError) {
         guard let type = tensor.dataType, type == .float else {
             let name = tensor.dataType?.description ?? "data type \(tensor.rawDataType)"
             throw .unsupportedTensorType(path, tensor: tensor.name, type: name)
@@ -56,25 +56,17 @@ public final class ONNXFile {
             throw .badTensor(path, tensor: tensor.name, "negative dimension in \(tensor.dims)")
         }
         let count = tensor.elementCount
-        let result = Tensor(zeros: shape ?? tensor.dims)
         switch tensor.payload {
         case .raw(let range):
             guard range.count == count * 4 else {
                 throw .badTensor(path, tensor: tensor.name,
                                  "holds \(range.count) bytes, its shape \(tensor.dims) needs \(count * 4)")
             }
-            try file.copy(offset: range.lowerBound, count: range.count, into: result.data)
         case .floats(let ranges):
             let bytes = ranges.reduce(0) { $0 + $1.count }
             guard bytes == count * 4 else {
                 throw .badTensor(path, tensor: tensor.name,
                                  "holds \(bytes / 4) floats, its shape \(tensor.dims) needs \(count)")
-            }
-            var written = 0
-            for range in ranges {
-                let src = UnsafeRawBufferPointer(rebasing: file.bytes[range])
-                UnsafeMutableRawPointer(result.data + written).copyMemory(from: src.baseAddress!, byteCount: src.count)
-                written += range.count / 4
             }
         case .external:
             throw .externalData(path, tensor: tensor.name)
@@ -83,7 +75,35 @@ public final class ONNXFile {
         case .integers:
             throw .badTensor(path, tensor: tensor.name, "float tensor stored as integers")
         }
+    }
+
+    /// Copies a float32 tensor's values out of the file into aligned storage.
+    public func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
+        try validateFloatTensor(tensor)
+        let result = Tensor(zeros: shape ?? tensor.dims)
+        switch tensor.payload {
+        case .raw(let range):
+            try file.copy(offset: range.lowerBound, count: range.count, into: result.data)
+        case .floats(let ranges):
+            var written = 0
+            for range in ranges {
+                let src = UnsafeRawBufferPointer(rebasing: file.bytes[range])
+                UnsafeMutableRawPointer(result.data + written).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                written += range.count / 4
+            }
+        case .external, .empty, .integers:
+            break
+        }
         return result
+    }
+
+    /// Runs `body` on a float32 tensor's raw little-endian bytes in the mapped file (any alignment); false when the
+    /// values are not stored as raw_data.
+    public func withRawFloatBytes(_ tensor: ONNXTensor, _ body: (UnsafeRawPointer) throws -> Void) throws -> Bool {
+        guard case .raw(let range) = tensor.payload, tensor.dataType == .float,
+              range.count == tensor.elementCount * 4 else { return false }
+        try file.withMappedBytes(range, body)
+        return true
     }
 
     /// The values of a small integer tensor (shapes, indices, scalars in Constant nodes).

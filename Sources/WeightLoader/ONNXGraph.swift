@@ -29,7 +29,7 @@ public enum ONNXDataType: Int32, Sendable, CustomStringConvertible {
 }
 
 /// Where a tensor's values lie in the file.
-enum TensorPayload {
+enum TensorPayload: Sendable {
     /// `raw_data`: little-endian values in one byte range.
     case raw(Range<Int>)
     /// `float_data`: one or more byte ranges of packed float32 (several when the field was split).
@@ -41,7 +41,7 @@ enum TensorPayload {
     case empty
 }
 
-public struct ONNXTensor {
+public struct ONNXTensor: Sendable {
     public var name: String = ""
     public var dims: [Int] = []
     public var rawDataType: Int32 = 0

@@ -9,13 +9,30 @@ public enum ParameterLayout: Sendable, Equatable {
     case inputMajor
 }
 
+/// One parameter of the exported network. Its values stay in the file until `load()` copies them out, so a model can
+/// be described without reading its weights, and built weight by weight without holding two copies.
 public struct Parameter: Sendable {
     /// The PyTorch module path, e.g. `layers.3.self_attn.linear_q.weight`.
     public let path: String
-    public let tensor: Tensor
+    /// The shape of the loaded tensor (as stored, after LSTM gate reordering).
+    public let shape: [Int]
     public let layout: ParameterLayout
     /// The initializer (or Constant) in the file that holds the values.
     public let source: String
+    let read: @Sendable () throws(LoaderError) -> Tensor
+    let visitRaw: @Sendable ((UnsafeRawPointer) -> Void) -> Bool
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+
+    /// Copies the values out of the file into new aligned storage.
+    public func load() throws(LoaderError) -> Tensor { try read() }
+
+    /// Runs `body` on the values as stored in the file (little-endian float32 bytes, any alignment, in `shape`
+    /// order) without copying them, when they are stored that way; returns false otherwise (then use `load()`).
+    public func withStoredValues(_ body: (UnsafeRawPointer) -> Void) -> Bool {
+        withoutActuallyEscaping(body) { visitRaw($0) }
+    }
 }
 
 /// Where in the graph a module path's values come from.

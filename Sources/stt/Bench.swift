@@ -23,7 +23,7 @@ func peakResidentBytes() -> Int {
 struct BenchLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Load a model folder once and print one JSON line: seconds, peak RSS, weight bytes.")
+        abstract: "Load a model folder until the encoder is ready to run; print one JSON line: seconds, peak RSS, weight bytes.")
 
     @Argument(help: "A model folder.")
     var folder: String
@@ -31,13 +31,17 @@ struct BenchLoad: ParsableCommand {
     func run() throws {
         let start = DispatchTime.now()
         let model: LoadedModel
-        do { model = try LoadedModel(folder: folder) } catch { throw CommandFailure(error) }
+        let encoder: ConformerEncoder
+        do {
+            model = try LoadedModel(folder: folder)
+            encoder = try ConformerEncoder(graph: model.encoder)
+        } catch { throw CommandFailure(error) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let weights = model.encoder.weightBytes + (model.decoder?.weightBytes ?? 0)
         let files = [model.folder.encoder, model.folder.decoderJoint].compactMap { $0 }
             .map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int) ?? 0 }.reduce(0, +)
         print("{\"load_s\": \(seconds), \"peak_rss_bytes\": \(peakResidentBytes()), \"weight_bytes\": \(weights), "
-              + "\"file_bytes\": \(files)}")
+              + "\"file_bytes\": \(files), \"layers\": \(encoder.layers.count)}")
     }
 }
 
@@ -60,15 +64,7 @@ struct BenchEncoder: ParsableCommand {
 
     func run() throws {
         Kernels.blasThreads = threads
-        let encoderPath: String
-        do {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                encoderPath = try ModelFolder(path).encoder
-            } else {
-                encoderPath = path
-            }
-        } catch { throw CommandFailure(error) }
+        let encoderPath = try encoderFile(path)
         let encoder: ConformerEncoder
         do { encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath)) } catch { throw CommandFailure(error) }
         let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: encoder.description.subsamplingFactor,

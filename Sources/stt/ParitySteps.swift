@@ -36,9 +36,7 @@ struct ParitySteps: ParsableCommand {
     }
 
     private func execute() throws {
-        var isDirectory: ObjCBool = false
-        let encoderPath = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-            ? try ModelFolder(path).encoder : path
+        let encoderPath = try encoderFile(path)
         let graph = try ExportedGraph(path: encoderPath)
         if graph.kind == .encoderWithoutCache { throw LoaderError.noCacheSupport(encoderPath) }
         let encoder = try ConformerEncoder(graph: graph)

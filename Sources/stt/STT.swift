@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WeightLoader
 
 @main
 struct STT: ParsableCommand {
@@ -48,4 +49,11 @@ extension Int {
         }
         return self < 0 ? "-" + out : out
     }
+}
+
+/// The encoder file of a model folder, or the path itself when it is a file.
+func encoderFile(_ path: String) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
+    do { return try ModelFolder(path).encoder } catch { throw CommandFailure(error) }
 }

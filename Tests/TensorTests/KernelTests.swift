@@ -115,8 +115,8 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         let h = 4, w = 4
         let input = (0..<(h * w)).map { Float($0) }
         var out = [Float](repeating: 0, count: 3 * 3 * 1)
-        Convolution.causalStride2FirstChannelLast(input, height: h, width: w, taps: [Float](repeating: 1, count: 9),
-                                                  bias: [0.5], channels: 1, into: &out)
+        Convolution.causalStride2ChannelLast(input, height: h, width: w, inputChannels: 1, channels: 1,
+                                             taps: [Float](repeating: 1, count: 9), bias: [0.5], into: &out)
         // output (y, x) covers rows 2y−2…2y and columns 2x−2…2x.
         for y in 0..<3 {
             for x in 0..<3 {
@@ -137,8 +137,8 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         taps[8 * 2 + 0] = 1      // tap 8 → input (2y, 2x), channel 0
         taps[0 * 2 + 1] = 1      // tap 0 → input (2y − 2, 2x − 2), channel 1
         var out = [Float](repeating: 0, count: 2 * 2 * 2)
-        Convolution.causalStride2DepthwiseChannelLast(input, height: 2, width: 2, channels: 2, taps: taps, bias: [0, 0],
-                                                      into: &out)
+        Convolution.causalStride2ChannelLast(input, height: 2, width: 2, inputChannels: 2, channels: 2, taps: taps,
+                                             bias: [0, 0], into: &out)
         // Output 2×2: channel 0 at (y, x) reads input (2y, 2x) → only (0, 0) is inside; channel 1 reads (2y−2, 2x−2)
         // → inside only for (1, 1).
         #expect(out == [1, 0, 0, 0, 0, 0, 0, 10])

@@ -16,7 +16,7 @@ import Testing
         #expect(found.subtracting(expected).sorted() == [], "paths the loader invented")
         #expect(expected.subtracting(found).sorted() == [], "PyTorch parameters the loader did not find")
         for graph in [model.encoder, model.decoder].compactMap({ $0 }) {
-            #expect(graph.parameters.values.allSatisfy { $0.tensor.count > 0 })
+            #expect(graph.parameters.values.allSatisfy { $0.count > 0 })
         }
     }
 
@@ -30,9 +30,11 @@ import Testing
         for (path, reference) in stats {
             let p = try #require(parameters[path], "\(path) missing")
             // PyTorch layout [out, in] for Linear weights the exporter stored as [in, out].
-            let shape = p.layout == .inputMajor ? p.tensor.shape.reversed() : p.tensor.shape
+            let shape = p.layout == .inputMajor ? p.shape.reversed() : p.shape
             #expect(Array(shape) == reference.shape, "\(path): shape")
-            let values = p.tensor.buffer
+            let loaded = try p.load()
+            #expect(loaded.shape == p.shape)
+            let values = loaded.buffer
             let sum = values.reduce(0.0) { $0 + Double($1) }
             let squares = values.reduce(0.0) { $0 + Double($1) * Double($1) }
             // Both sides sum the same float32 values in float64; only the order differs.

@@ -28,6 +28,9 @@ const char *ck_variant(void);
 // last one zero-padded), so a product streams every weight exactly once, sequentially.
 long ck_packed_size(long k, long n);
 void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed);
+// The same from little-endian float bytes at any alignment (a tensor in a mapped file): w is [k×n], or [n×k] when
+// transposed (PyTorch's [out, in]).
+void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed);
 // y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
 // scratch holds ck_gemm_scratch_size(m, k) floats (the rows repacked k-major); NULL uses a per-thread buffer.
 void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
