@@ -103,22 +103,10 @@ static float *row_scratch(long floats) {
     return row_pack;
 }
 
-static AVX512 void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                           int accumulate, float *scratch) {
-    long panels = (n + PANEL - 1) / PANEL;
-    long tiles = (m + 13) / 14;
-    // A single row is already k-contiguous.
-    int direct = m == 1;
-    long stride = direct ? 1 : 14;
-    float *rows = direct ? (float *)x : scratch ? scratch : row_scratch(tiles * k * 14);
-    if (!rows) { gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return; }
-    for (long t = 0; t < (direct ? 0 : tiles); t++) {
-        long r0 = t * 14, mr = m - r0 < 14 ? m - r0 : 14;
-        float *xt = rows + t * k * 14;
-        for (long r = 0; r < mr; r++)
-            for (long p = 0; p < k; p++) xt[p * 14 + r] = x[(r0 + r) * ldx + p];
-    }
-    for (long j = 0; j < panels; j++) {
+// Panels [p0, p1) of a product whose rows are already k-major in `rows` (row tile t at rows + t·k·stride).
+static AVX512 void panels512(const float *rows, long stride, long m, long k, const float *packed, long n, float *y,
+                             long ldy, int accumulate, long p0, long p1) {
+    for (long j = p0; j < p1; j++) {
         const float *wp = packed + j * k * PANEL;
         long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
         for (long r0 = 0; r0 < m; r0 += 14) {
@@ -130,6 +118,60 @@ static AVX512 void gemm512(const float *x, long m, long k, long ldx, const float
                 TILE512(8) TILE512(9) TILE512(10) TILE512(11) TILE512(12) TILE512(13) TILE512(14)
             }
         }
+    }
+}
+
+// Rows k-major per tile of 14 (a single row is already k-contiguous and is used in place).
+static const float *pack_rows(const float *x, long m, long k, long ldx, float *scratch, long *stride) {
+    if (m == 1) { *stride = 1; return x; }
+    long tiles = (m + 13) / 14;
+    float *rows = scratch ? scratch : row_scratch(tiles * k * 14);
+    if (!rows) return 0;
+    for (long t = 0; t < tiles; t++) {
+        long r0 = t * 14, mr = m - r0 < 14 ? m - r0 : 14;
+        float *xt = rows + t * k * 14;
+        for (long r = 0; r < mr; r++)
+            for (long p = 0; p < k; p++) xt[p * 14 + r] = x[(r0 + r) * ldx + p];
+    }
+    *stride = 14;
+    return rows;
+}
+
+#include <stdatomic.h>
+
+#define CHUNK_PANELS 4
+
+typedef struct {
+    const float *rows;
+    long stride, m, k, n, ldy, panels;
+    const float *packed;
+    float *y;
+    int accumulate;
+    _Atomic long next;   // next chunk of CHUNK_PANELS panels to claim
+} panel_job;
+
+static void panel_part(void *context, long part, long parts) {
+    (void)part; (void)parts;
+    panel_job *job = (panel_job *)context;
+    for (;;) {
+        long p0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * CHUNK_PANELS;
+        if (p0 >= job->panels) return;
+        long p1 = p0 + CHUNK_PANELS < job->panels ? p0 + CHUNK_PANELS : job->panels;
+        panels512(job->rows, job->stride, job->m, job->k, job->packed, job->n, job->y, job->ldy, job->accumulate, p0, p1);
+    }
+}
+
+static void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
+                    int accumulate, float *scratch) {
+    long stride;
+    const float *rows = pack_rows(x, m, k, ldx, scratch, &stride);
+    if (!rows) { gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return; }
+    panel_job job = {rows, stride, m, k, n, ldy, (n + PANEL - 1) / PANEL, packed, y, accumulate, 0};
+    // Split only products worth a hand-off (about 64 K multiply-adds or more, several panels per thread).
+    if (ck_threads() > 1 && m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
+        ck_parallel(panel_part, &job);
+    } else {
+        panel_part(&job, 0, 1);
     }
 }
 

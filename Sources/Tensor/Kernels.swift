@@ -64,9 +64,13 @@ public enum Kernels {
 
     public static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
 
-    /// Threads BLAS may use for one product (the engine itself runs a step on the calling thread).
-    public static var blasThreads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    /// Threads one weight product may use, the calling thread included (default 1). BLAS, which only does the small
+    /// attention products, stays on one thread so that two pools never spin against each other.
+    public static var threads: Int {
+        get { Int(ck_threads()) }
+        set {
+            ck_set_threads(Int32(max(1, newValue)))
+            openblas_set_num_threads(1)
+        }
     }
 }

@@ -59,11 +59,11 @@ struct BenchEncoder: ParsableCommand {
     @Option(help: "Timed steps (after warm-up).")
     var calls: Int = 40
 
-    @Option(help: "BLAS threads.")
+    @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
     func run() throws {
-        Kernels.blasThreads = threads
+        Kernels.threads = threads
         let encoderPath = try encoderFile(path)
         let encoder: ConformerEncoder
         do { encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath)) } catch { throw CommandFailure(error) }

@@ -86,6 +86,13 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
                        reference: "enc_\(folder)", calls: 40)
     }
 
+    /// Products split across threads compute the same sums per output (each panel by one thread).
+    @Test func stepsOnTwoThreadsMatchONNXRuntime() throws {
+        Kernels.threads = 2
+        defer { Kernels.threads = 1 }
+        try checkSteps(encoder: loadEncoder("tiny/la13"), size: "tiny", lookahead: 13, reference: "enc_la13", calls: 40)
+    }
+
     @Test(arguments: ["tiny/opset13", "tiny/opset16", "tiny/ctc"])
     func olderOpsetsAndTheCTCGraphCarryTheSameEncoder(folder: String) throws {
         try checkSteps(encoder: loadEncoder(folder), size: "tiny", lookahead: 13, reference: "enc_la13", calls: 40)

@@ -36,6 +36,14 @@ void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *
 void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
                     int accumulate, float *scratch);
 long ck_gemm_scratch_size(long m, long k);
+// Threads a packed product may use (the caller included); workers start on first need. Default 1.
+void ck_set_threads(int threads);
+int ck_threads(void);
+// Runs task(context, part, parts) on the calling thread (part 0) and on each worker that joins in time. A task must
+// share its work out itself (chunks claimed through an atomic counter), since a worker may not join at all.
+typedef void (*ck_task)(void *context, long part, long parts);
+void ck_parallel(ck_task task, void *context);
+
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
 // ck_gemm_packed with a given variant: 2 AVX-512, 1 AVX2+FMA, 0 portable (for tests). Returns 0 when this CPU
