@@ -99,7 +99,7 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
     }
 
     @Test(.enabled(if: FileManager.default.fileExists(atPath: Fixtures.folder("small/la13"))),
-          arguments: [("la13", 13), ("la0", 0)])
+          arguments: [("la13", 13), ("la13export_at_la0", 0)])
     func smallTrainedStepsMatchONNXRuntime(reference: String, lookahead: Int) throws {
         let calls = Set([0, 9, 19, 29, 39])
         try checkSteps(encoder: loadEncoder("small/la13"), size: "small", lookahead: lookahead,
