@@ -1,6 +1,6 @@
 import Foundation
 
-/// NumPy .npy files (format 1.0/2.0, little-endian float32 / int64 / int32, C order): how reference tensors move
+/// NumPy .npy files (format 1.0/2.0, little-endian float32 / int64 / int32 / int16, C order): how reference tensors move
 /// between this engine and the Python tools that check it.
 public struct NPYArray: Sendable {
     public let shape: [Int]
@@ -55,6 +55,12 @@ public struct NPYArray: Sendable {
             try check(4)
             integers = bytes.withUnsafeBytes { raw in
                 (0..<count).map { Int64(raw.loadUnaligned(fromByteOffset: body + $0 * 4, as: Int32.self)) }
+            }
+            floats = []
+        } else if header.contains("'<i2'") {
+            try check(2)
+            integers = bytes.withUnsafeBytes { raw in
+                (0..<count).map { Int64(raw.loadUnaligned(fromByteOffset: body + $0 * 2, as: Int16.self)) }
             }
             floats = []
         } else {
