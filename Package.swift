@@ -31,8 +31,10 @@ let package = Package(
                 "RNNT", "Conformer", "WeightLoader", "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Test-only: the committed fixtures and their references.
+        .target(name: "TestFixtures", dependencies: ["Tensor"], path: "Tests/TestFixtures"),
         .testTarget(
-            name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor"],
+            name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor", "TestFixtures"],
             path: "Tests/WeightLoaderTests"),
         .testTarget(name: "STTTests", dependencies: ["stt"], path: "Tests/STTTests"),
         .testTarget(
@@ -40,8 +42,11 @@ let package = Package(
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
         .target(name: "MallocCounter", path: "Tests/MallocCounter"),
         .testTarget(
-            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor", "MallocCounter"],
+            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor", "MallocCounter", "TestFixtures"],
             path: "Tests/ConformerTests"),
+        .testTarget(
+            name: "RNNTTests", dependencies: ["RNNT", "Conformer", "WeightLoader", "Tensor", "TestFixtures"],
+            path: "Tests/RNNTTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TestFixtures
 import Testing
 import Tensor
 import WeightLoader
@@ -6,7 +7,7 @@ import WeightLoader
 
 /// Mel window [start, end) of a feature-major [features, frames] array as time-major rows; frames outside the
 /// array are zero (the export convention's leading zero frames).
-func window(_ mel: NPY, _ w: StreamingSchedule.Window, into buffer: UnsafeMutablePointer<Float>) {
+func window(_ mel: NPYArray, _ w: StreamingSchedule.Window, into buffer: UnsafeMutablePointer<Float>) {
     let features = mel.shape[0], frames = mel.shape[1]
     for t in 0..<w.length {
         let source = w.start + t
@@ -109,7 +110,7 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
 
 /// Native streaming reproduces NeMo's offline encoder output, at every look-ahead, from one set of weights.
 @Suite struct StreamingEqualsOfflineTests {
-    func stream(_ encoder: ConformerEncoder, mel: NPY, lookahead: Int) -> [Float] {
+    func stream(_ encoder: ConformerEncoder, mel: NPYArray, lookahead: Int) -> [Float] {
         let schedule = StreamingSchedule(lookahead: lookahead, convention: .native)
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         let d = encoder.dModel

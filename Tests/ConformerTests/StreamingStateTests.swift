@@ -1,5 +1,6 @@
 import Foundation
 import MallocCounter
+import TestFixtures
 import Testing
 import Tensor
 @testable import Conformer

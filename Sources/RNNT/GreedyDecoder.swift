@@ -1,0 +1,96 @@
+import Tensor
+import WeightLoader
+
+/// A token with the encoder frame it was emitted on.
+public struct Token: Sendable, Equatable {
+    public let id: Int
+    public let frame: Int
+}
+
+/// The RNN-T prediction network and joint of an export (`decoder_joint-*.onnx`), shared by all streams.
+public final class RNNTDecoder: Sendable {
+    public let description: DecoderDescription
+    public let prediction: PredictionNetwork
+    public let joint: Joint
+    public var blank: Int { description.blank }
+
+    public init(graph: ExportedGraph) throws(LoaderError) {
+        guard graph.kind == .decoderJoint else {
+            throw .wrongGraphKind(graph.path, expected: "a decoder_joint export", found: graph.kind.description)
+        }
+        description = try DecoderDescription(graph: graph)
+        prediction = try PredictionNetwork(graph: graph, description: description)
+        joint = try Joint(graph: graph, description: description)
+    }
+
+    /// One call of the exported decoder_joint: the prediction network on `token` from `state`, then the joint with
+    /// `frame`. Writes the logits; the candidate next state is left in `state` (not adopted).
+    public func evaluate(frame: UnsafePointer<Float>, token: Int, state: GreedyState,
+                         logits: UnsafeMutablePointer<Float>) {
+        prediction.step(token: token, state: state.prediction)
+        joint.projectEncoder(frame, into: state.f)
+        joint.projectPrediction(state.prediction.nextH(prediction.layers.count - 1), into: state.g)
+        joint.logits(f: state.f, g: state.g, sum: state.sum, into: logits)
+    }
+}
+
+/// Greedy RNN-T decoding state of one stream: the last emitted token and the prediction network's state, carried
+/// across chunks, and the prediction output for them.
+public final class GreedyState {
+    public let prediction: PredictionState
+    public private(set) var lastToken: Int
+    /// Encoder frames decoded so far (the next frame's index).
+    public private(set) var frames = 0
+    let f: UnsafeMutablePointer<Float>
+    let g: UnsafeMutablePointer<Float>
+    let sum: UnsafeMutablePointer<Float>
+    let logits: UnsafeMutablePointer<Float>
+    private let storage: Tensor
+    private var predictionReady = false
+
+    public init(decoder: RNNTDecoder) {
+        let d = decoder.description
+        prediction = PredictionState(layers: d.lstmLayers, hidden: d.predictionHidden)
+        storage = Tensor(zeros: [3 * d.jointHidden + d.classes])
+        f = storage.data
+        g = f + d.jointHidden
+        sum = g + d.jointHidden
+        logits = sum + d.jointHidden
+        lastToken = d.blank
+    }
+
+    public func reset(blank: Int) {
+        prediction.reset()
+        lastToken = blank
+        frames = 0
+        predictionReady = false
+    }
+
+    /// NeMo's greedy RNN-T over encoder frames [n, d]: per frame, up to `maxSymbols` joint evaluations; argmax;
+    /// blank moves to the next frame, anything else is emitted and advances the prediction network.
+    public func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
+                       maxSymbols: Int = 10, emit: (Token) -> Void) {
+        let joint = decoder.joint, top = decoder.prediction.layers.count - 1
+        for t in 0..<n {
+            joint.projectEncoder(encoded + t * width, into: f)
+            var symbols = 0
+            while symbols < maxSymbols {
+                if !predictionReady {
+                    decoder.prediction.step(token: lastToken, state: prediction)
+                    joint.projectPrediction(prediction.nextH(top), into: g)
+                    predictionReady = true
+                }
+                joint.logits(f: f, g: g, sum: sum, into: logits)
+                var best = 0
+                for k in 1..<decoder.description.classes where logits[k] > logits[best] { best = k }
+                if best == decoder.blank { break }
+                emit(Token(id: best, frame: frames))
+                prediction.advance()
+                lastToken = best
+                predictionReady = false
+                symbols += 1
+            }
+            frames += 1
+        }
+    }
+}

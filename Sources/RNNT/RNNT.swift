@@ -1,1 +1,0 @@
-// The RNN-T prediction network, joint, and greedy decoding.

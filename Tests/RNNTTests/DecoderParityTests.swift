@@ -1,0 +1,88 @@
+import Foundation
+import Tensor
+import TestFixtures
+import Testing
+import WeightLoader
+@testable import Conformer
+@testable import RNNT
+
+func loadDecoder(_ folder: String) throws -> RNNTDecoder {
+    try RNNTDecoder(graph: ExportedGraph(path: Fixtures.file(folder, prefix: "decoder_joint")))
+}
+
+@Suite struct DecoderParityTests {
+    /// Each stored decoder_joint call of ONNX Runtime (frame, token, input states) → logits and output states.
+    @Test(arguments: ["tiny", "small"])
+    func decoderJointCallsMatchONNXRuntime(size: String) throws {
+        let decoder = try loadDecoder("\(size)/la13")
+        let enc = try Fixtures.ref(size, "dec_enc"), targets = try Fixtures.ref(size, "dec_targets")
+        let h0 = try Fixtures.ref(size, "dec_state1_in"), c0 = try Fixtures.ref(size, "dec_state2_in")
+        let logits = try Fixtures.ref(size, "dec_logits")
+        let h1 = try Fixtures.ref(size, "dec_state1_out"), c1 = try Fixtures.ref(size, "dec_state2_out")
+        let calls = enc.shape[0], d = enc.shape[1], hidden = h0.shape[1], classes = logits.shape[1]
+        #expect(classes == decoder.description.classes && hidden == decoder.description.predictionHidden)
+        let state = GreedyState(decoder: decoder)
+        let out = Tensor(zeros: [classes])
+        var logitDeviation = Deviation(), stateDeviation = Deviation()
+        for j in 0..<calls {
+            state.prediction.set(h: Array(h0.floats[(j * hidden)..<((j + 1) * hidden)]),
+                                 c: Array(c0.floats[(j * hidden)..<((j + 1) * hidden)]))
+            let frame = Array(enc.floats[(j * d)..<((j + 1) * d)])
+            decoder.evaluate(frame: frame, token: Int(targets.integers[j]), state: state, logits: out.data)
+            var call = Deviation()
+            call.compare(out.data, logits.floats, offset: j * classes, count: classes)
+            #expect(call.worst <= call.tolerance, "\(size) call \(j) logits: \(call)")
+            logitDeviation.worst = max(logitDeviation.worst, call.relative)
+            var s = Deviation()
+            s.compare(state.prediction.nextH(0), h1.floats, offset: j * hidden, count: hidden)
+            s.compare(state.prediction.nextC(0), c1.floats, offset: j * hidden, count: hidden)
+            #expect(s.worst <= s.tolerance, "\(size) call \(j) states: \(s)")
+            stateDeviation.worst = max(stateDeviation.worst, s.relative)
+        }
+        print("\(size) decoder_joint, \(calls) calls: worst scaled |Δ| logits \(logitDeviation.worst), states \(stateDeviation.worst)")
+    }
+
+    /// NeMo-style greedy RNN-T over ONNX Runtime's encoder frames gives ONNX Runtime's greedy walk, token for token.
+    @Test(arguments: ["tiny", "small"])
+    func greedyDecodingOfONNXRuntimeFramesEqualsItsWalk(size: String) throws {
+        let decoder = try loadDecoder("\(size)/la13")
+        let outputs = try Fixtures.ref(size, "enc_la13_outputs")   // [calls, d, T]
+        let expected = try Fixtures.ref(size, "greedy_la13_tokens").integers.map(Int.init)
+        let calls = outputs.shape[0], d = outputs.shape[1], t = outputs.shape[2]
+        let frames = Tensor(zeros: [calls * t, d])
+        for k in 0..<calls { for c in 0..<d { for i in 0..<t { frames.data[(k * t + i) * d + c] = outputs.floats[(k * d + c) * t + i] } } }
+        let state = GreedyState(decoder: decoder)
+        var tokens: [Int] = []
+        // Chunk by chunk, as a stream would: the last token and LSTM state carry across calls.
+        for k in 0..<calls {
+            state.decode(decoder, frames: frames.data + k * t * d, count: t, width: d) { tokens.append($0.id) }
+        }
+        #expect(tokens == expected, "\(size): \(tokens.count) tokens vs ONNX Runtime's \(expected.count)")
+    }
+
+    /// The whole engine (our encoder, export convention, then greedy RNN-T) gives the tokens of the ONNX Runtime
+    /// pipeline on the trained fixture.
+    @Test func smallFixtureEndToEndTokensEqualTheONNXRuntimePipeline() throws {
+        let encoder = try ConformerEncoder(graph: ExportedGraph(path: Fixtures.encoderFile("small/la13")))
+        let decoder = try loadDecoder("small/la13")
+        let mel = try Fixtures.ref("small", "stream_mel")
+        let expected = try Fixtures.ref("small", "greedy_la13_tokens").integers.map(Int.init)
+        let schedule = StreamingSchedule(lookahead: 13, convention: .exportCompatible)
+        let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        let greedy = GreedyState(decoder: decoder)
+        let window = Tensor(zeros: [schedule.maxWindow, 80]), out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+        let frames = mel.shape[1]
+        var tokens: [Int] = []
+        for k in 0..<40 {
+            let w = schedule.window(step: k)
+            for i in 0..<w.length {
+                let s = w.start + i
+                for f in 0..<80 { window.data[i * 80 + f] = s >= 0 && s < frames ? mel.floats[f * frames + s] : 0 }
+            }
+            let n = encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: out.data)
+            greedy.decode(decoder, frames: out.data, count: n, width: encoder.dModel) { tokens.append($0.id) }
+        }
+        #expect(tokens == expected, "\(tokens.count) tokens vs ONNX Runtime pipeline \(expected.count)")
+        print("small end to end: \(tokens.count) tokens equal the ONNX Runtime pipeline")
+    }
+}
