@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "Conformer", targets: ["Conformer"]),
         .library(name: "WeightLoader", targets: ["WeightLoader"]),
         .library(name: "Tensor", targets: ["Tensor"]),
+        .library(name: "Audio", targets: ["Audio"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,8 +24,9 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "Tensor", dependencies: ["CBLAS", "CFFTW", "CKernels"]),
         .target(name: "WeightLoader", dependencies: ["Tensor"]),
+        .target(name: "Audio", dependencies: ["Tensor", "CFFTW"]),
         .target(name: "Conformer", dependencies: ["Tensor", "WeightLoader"]),
-        .target(name: "RNNT", dependencies: ["Conformer", "WeightLoader", "Tensor"]),
+        .target(name: "RNNT", dependencies: ["Conformer", "Audio", "WeightLoader", "Tensor"]),
         .executableTarget(
             name: "stt",
             dependencies: [
@@ -37,6 +39,8 @@ let package = Package(
             name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor", "TestFixtures"],
             path: "Tests/WeightLoaderTests"),
         .testTarget(name: "STTTests", dependencies: ["stt"], path: "Tests/STTTests"),
+        .testTarget(
+            name: "AudioTests", dependencies: ["Audio", "Tensor", "TestFixtures"], path: "Tests/AudioTests"),
         .testTarget(
             name: "TensorTests", dependencies: ["Tensor", "CKernels"], path: "Tests/TensorTests"),
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
