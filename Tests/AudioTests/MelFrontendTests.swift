@@ -26,6 +26,23 @@ func recording(_ size: String, _ name: String) throws -> [Float] {
         print("mel \(name): \(frames) frames, max |Δ| vs NeMo \(worst)")
     }
 
+    /// Digital silence, hard clipping and −48 dB speech (NeMo references in models/frontend).
+    @Test(arguments: ["silence", "clipped", "quiet", "speech_16k"])
+    func extremeRecordingsMatchNeMosPreprocessor(name: String) throws {
+        let folder = Fixtures.models.appendingPathComponent("frontend")
+        let audio = try NPYArray(contentsOf: folder.appendingPathComponent("\(name)_audio.npy")).integers.map { Float($0) / 32768 }
+        let reference = try NPYArray(contentsOf: folder.appendingPathComponent("\(name)_mel.npy"))
+        let ours = MelFrontend.frames(of: audio)
+        let frames = reference.shape[1]
+        #expect(ours.count == frames * 80)
+        var worst: Float = 0
+        for t in 0..<min(frames, ours.count / 80) {
+            for f in 0..<80 { worst = max(worst, abs(ours[t * 80 + f] - reference.floats[f * frames + t])) }
+        }
+        #expect(worst <= 1e-3, "\(name): max |Δ| \(worst)")
+        print("mel \(name): \(frames) frames, max |Δ| vs NeMo \(worst)")
+    }
+
     /// Feeding samples in blocks of any size gives the whole-file frames bit for bit.
     @Test(arguments: ["1", "160", "1000", "random"])
     func onlineFramesEqualWholeFileFramesBitForBit(blocks: String) throws {
