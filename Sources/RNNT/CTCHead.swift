@@ -1,0 +1,30 @@
+import Tensor
+import WeightLoader
+
+/// The CTC head of a CTC export (ConvASRDecoder: a 1×1 conv from encoder frames to classes; log-softmax does not
+/// change the argmax, so greedy decoding skips it).
+public struct CTCHead: Sendable {
+    let weight: PackedMatrix
+    let bias: Tensor
+    public let classes: Int
+
+    public init(graph g: ExportedGraph) throws(LoaderError) {
+        let d = try CTCDescription(graph: g)
+        guard let w = g.parameter(CTCDescription.weightPath), let b = g.parameter("ctc_decoder.decoder_layers.0.bias") else {
+            throw .notFastConformer(g.path, "it has no CTC head")
+        }
+        let values = try w.load()
+        weight = PackedMatrix(values.data, rows: d.encoderDim, columns: d.classes, transposed: true)
+        bias = try b.load()
+        classes = d.classes
+    }
+
+    /// The most likely class of one encoder frame; `logits` holds `classes` floats.
+    func argmax(_ frame: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) -> Int {
+        logits.update(from: bias.data, count: classes)
+        Kernels.gemm(m: 1, x: frame, ldx: weight.rows, weight, y: logits, ldy: classes, accumulate: true)
+        var best = 0
+        for k in 1..<classes where logits[k] > logits[best] { best = k }
+        return best
+    }
+}

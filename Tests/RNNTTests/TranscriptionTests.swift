@@ -1,0 +1,66 @@
+import Foundation
+import Tensor
+import TestFixtures
+import Testing
+import Conformer
+@testable import RNNT
+
+/// NeMo's transcriptions of the small fixture's recordings (models/small/ref/manifest.json, computed by NeMo).
+struct NeMoTranscriptions: Decodable {
+    struct Entry: Decodable { let ids: [Int]; let text: String }
+    let nemoTranscriptions: [String: [String: Entry]]
+    enum CodingKeys: String, CodingKey { case nemoTranscriptions = "nemo_transcriptions" }
+
+    static func load() throws -> [String: [String: Entry]] {
+        let url = Fixtures.models.appendingPathComponent("small/ref/manifest.json")
+        return try JSONDecoder().decode(NeMoTranscriptions.self, from: Data(contentsOf: url)).nemoTranscriptions
+    }
+}
+
+func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: TranscriptionStream.Options,
+                block: Int = 4_000) throws -> [TimedToken] {
+    let stream = try TranscriptionStream(model: model, options: options)
+    var start = 0
+    while start < audio.count {
+        stream.push(Array(audio[start..<min(audio.count, start + block)]))
+        start += block
+    }
+    return stream.finish()
+}
+
+@Suite struct TranscriptionTests {
+    static let model = Result { try SpeechModel(folder: Fixtures.folder("small/la13")) }
+
+    /// stt's streaming tokens equal NeMo's own cache-aware streaming (conformer_stream_step) on the trained fixture.
+    @Test(arguments: ["utt1", "utt2", "utt3", "stream"],
+          [("streaming_export_la13", StreamingSchedule.Convention.exportCompatible, 13),
+           ("streaming_export_la0", .exportCompatible, 0),
+           ("streaming_native_la13", .native, 13)])
+    func tokensEqualNeMoStreaming(recording: String, reference: (String, StreamingSchedule.Convention, Int)) throws {
+        let model = try Self.model.get()
+        let expected = try #require(try NeMoTranscriptions.load()[recording]?[reference.0])
+        let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
+        let tokens = try transcribe(model, audio, .init(lookahead: reference.2, convention: reference.1))
+        #expect(tokens.map(\.id) == expected.ids, "\(recording) \(reference.0): \"\(model.text(tokens.map(\.id)))\" vs NeMo \"\(expected.text)\"")
+    }
+
+    /// Native streaming equals NeMo's offline transcription where NeMo's own streaming does ([70,13] here).
+    @Test(arguments: ["utt1", "utt2", "utt3", "stream"])
+    func nativeStreamingEqualsNeMoOffline(recording: String) throws {
+        let model = try Self.model.get()
+        let expected = try #require(try NeMoTranscriptions.load()[recording]?["offline_la13"])
+        let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
+        let tokens = try transcribe(model, audio, .init(lookahead: 13, convention: .native))
+        #expect(tokens.map(\.id) == expected.ids)
+        #expect(model.text(tokens.map(\.id)) == expected.text)
+    }
+
+    /// How samples arrive does not change the result.
+    @Test func blockSizeDoesNotChangeTokens() throws {
+        let model = try Self.model.get()
+        let audio = try Fixtures.ref("small", "utt1_audio").integers.map { Float($0) / 32768 }
+        let a = try transcribe(model, audio, .init(lookahead: 6, convention: .native), block: 160)
+        let b = try transcribe(model, audio, .init(lookahead: 6, convention: .native), block: 50_000)
+        #expect(a == b && !a.isEmpty)
+    }
+}
