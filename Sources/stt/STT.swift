@@ -8,13 +8,15 @@ struct STT: ParsableCommand {
         commandName: "stt",
         abstract: "Speech to text with NeMo cache-aware streaming FastConformer models, natively.",
         discussion: "Exit status: 0 success, 1 error (a one-line message on stderr), 2 usage error.",
-        subcommands: [Info.self, Bench.self, ParitySteps.self])
+        subcommands: [Transcribe.self, Stream.self, Info.self, Bench.self, ParitySteps.self])
 
     /// Usage errors exit 2 (ArgumentParser's default is 64); every other failure exits 1 with one line.
     static func main() {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
         } catch let failure as CommandFailure {
             FileHandle.standardError.write(Data("stt: error: \(failure.message)\n".utf8))
             Foundation.exit(1)

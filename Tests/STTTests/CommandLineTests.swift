@@ -66,3 +66,80 @@ enum STTProcess {
         #expect(r.stderr.contains("without cache support"))
     }
 }
+
+@Suite struct TranscribeCommandTests {
+    /// NeMo's greedy transcription of "my brother likes green apples" with the small fixture (manifest, by NeMo).
+    static func nemoText() throws -> String {
+        let url = STTProcess.repository.appendingPathComponent("models/small/ref/manifest.json")
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any]
+        let samples = manifest?["training_samples"] as? [[String: Any]] ?? []
+        let sample = samples.first { ($0["sentence"] as? String) == "my brother likes green apples" }
+        return try #require(sample?["nemo_greedy"] as? String)
+    }
+
+    @Test func transcribesTheSampleAsNeMoDoes() throws {
+        let r = try STTProcess.run(["transcribe", "--model", "models/small/la13", "samples/green-apples.wav"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let expected = try Self.nemoText()
+        #expect(r.stdout.trimmingCharacters(in: .newlines) == expected)
+    }
+
+    /// The same recording at 44.1 kHz (upsampled) gives the same text; at 8 kHz stereo float the content above 4 kHz is
+    /// gone and the small fixture model degrades (measured), so only the decoding path is checked there.
+    @Test func otherRatesAndLayoutsAreResampledAndDownmixed() throws {
+        let r44 = try STTProcess.run(["transcribe", "--model", "models/small/la13", "models/frontend/green-apples-44k.wav"])
+        let expected = try Self.nemoText()
+        #expect(r44.status == 0 && r44.stdout.trimmingCharacters(in: .newlines) == expected)
+        let r8 = try STTProcess.run(["transcribe", "--model", "models/small/la13", "--format", "json",
+                                     "models/frontend/green-apples-8k-stereo-float.wav"])
+        #expect(r8.status == 0, "\(r8.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r8.stdout.utf8)) as? [String: Any]
+        #expect(abs((json?["audio_seconds"] as? Double ?? 0) - 1.96) < 0.01)
+        #expect((json?["text"] as? String ?? "").hasPrefix("my brother"))
+    }
+
+    @Test func jsonCarriesTokensWithTimesAndSubtitlesAreWellFormed() throws {
+        let j = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--format", "json", "--lookahead", "80",
+                                    "samples/green-apples.wav"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
+        let tokens = try #require(object["tokens"] as? [[String: Any]])
+        let starts = tokens.compactMap { $0["start"] as? Double }
+        #expect(starts.count == tokens.count && starts == starts.sorted() && (starts.last ?? 0) < 2.0)
+        #expect(object["lookahead_ms"] as? Int == 80)
+        let srt = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--format", "srt", "samples/green-apples.wav"])
+        #expect(srt.stdout.hasPrefix("1\n00:00:00,") && srt.stdout.contains(" --> "))
+        let vtt = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--format", "vtt", "samples/green-apples.wav"])
+        #expect(vtt.stdout.hasPrefix("WEBVTT\n\n00:00:00."))
+    }
+
+    @Test func badAudioFailsWithOneLineAndOtherFilesStillRun() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("stt-audio-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let empty = dir.appendingPathComponent("empty.wav").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let truncated = dir.appendingPathComponent("cut.wav").path
+        let sample = try Data(contentsOf: STTProcess.repository.appendingPathComponent("samples/green-apples.wav"))
+        try sample.prefix(30).write(to: URL(fileURLWithPath: truncated))
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", empty, truncated, "samples/green-apples.wav",
+                                    "/nonexistent.wav"])
+        #expect(r.status == 1)
+        let errors = r.stderr.split(separator: "\n")
+        #expect(errors.count == 3 && errors.allSatisfy { $0.hasPrefix("stt: error: ") }, "\(r.stderr)")
+        #expect(r.stdout.contains("green-apples.wav: "))
+    }
+
+    @Test(arguments: [["transcribe", "-m", "models/small/la13", "--lookahead", "100", "samples/green-apples.wav"],
+                      ["transcribe", "-m", "models/small/la13", "--mode", "fast", "samples/green-apples.wav"],
+                      ["transcribe", "-m", "models/small/la13"]])
+    func badOptionsAreUsageErrors(arguments: [String]) throws {
+        let r = try STTProcess.run(arguments)
+        #expect(r.status == 2)
+    }
+
+    @Test func missingDecoderIsAnError() throws {
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/ctc", "--decoder", "rnnt", "samples/green-apples.wav"])
+        #expect(r.status == 1 && r.stderr.contains("no rnnt decoder"))
+        let ctc = try STTProcess.run(["transcribe", "-m", "models/small/ctc", "samples/green-apples.wav"])
+        #expect(ctc.status == 0, "\(ctc.stderr)")
+    }
+}
