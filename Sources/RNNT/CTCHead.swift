@@ -19,10 +19,15 @@ public struct CTCHead: Sendable {
         classes = d.classes
     }
 
-    /// The most likely class of one encoder frame; `logits` holds `classes` floats.
-    func argmax(_ frame: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) -> Int {
+    /// Class scores of one encoder frame (before log-softmax), `classes` floats.
+    func logits(_ frame: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) {
         logits.update(from: bias.data, count: classes)
         Kernels.gemm(m: 1, x: frame, ldx: weight.rows, weight, y: logits, ldy: classes, accumulate: true)
+    }
+
+    /// The most likely class of one encoder frame; `logits` holds `classes` floats.
+    func argmax(_ frame: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) -> Int {
+        self.logits(frame, into: logits)
         var best = 0
         for k in 1..<classes where logits[k] > logits[best] { best = k }
         return best
