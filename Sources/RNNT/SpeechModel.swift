@@ -151,6 +151,10 @@ public final class TranscriptionStream {
         return tokens
     }
 
+    /// Forgets the tokens collected so far (an app that consumes what `push` returns calls this to keep a stream of
+    /// any length in constant memory); decoding continues unchanged.
+    public func clearTokens() { tokens.removeAll(keepingCapacity: true) }
+
     public func reset() {
         frontend.reset()
         state.reset()

@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
 import WeightLoader
+import RNNT
 import Conformer
 import Tensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measurements behind the benchmark scripts (scripts/bench drives these).",
-        subcommands: [BenchLoad.self, BenchEncoder.self])
+        subcommands: [BenchLoad.self, BenchEncoder.self, BenchLong.self])
 }
 
 /// Peak resident memory of this process so far (VmHWM), in bytes.
@@ -93,5 +94,62 @@ struct BenchEncoder: ParsableCommand {
         let audioMs = Double(schedule.hop * 10)
         print("{\"lookahead\": \(lookahead), \"threads\": \(threads), \"median_ms\": \(median), \"min_ms\": \(times[0]), "
               + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"}")
+    }
+}
+
+/// Current resident memory (VmRSS), in bytes.
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
+        return 0
+    }
+    return kb * 1024
+}
+
+struct BenchLong: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "long",
+        abstract: "Stream a long generated input (a recording repeated) through one stream; print RSS over time and the real-time factor.")
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Minutes of audio to stream.")
+    var minutes: Int = 60
+
+    @Option(help: "Recording to repeat (with 1 s of silence after each repetition).")
+    var audio: String = "samples/green-apples.wav"
+
+    func run() throws {
+        let (model, options) = try modelOptions.load()
+        let (clip, _) = try readAudio(audio)
+        let cycle = clip + [Float](repeating: 0, count: 16_000)
+        let stream = try TranscriptionStream(model: model, options: options)
+        let total = minutes * 60 * 16_000
+        let block = 1_600   // 100 ms, as a live source delivers
+        var pushed = 0, position = 0, tokens = 0
+        var rssAtOneMinute = 0
+        let start = DispatchTime.now()
+        var buffer = [Float](repeating: 0, count: block)
+        while pushed < total {
+            for i in 0..<block { buffer[i] = cycle[position]; position = (position + 1) % cycle.count }
+            tokens += stream.push(buffer).count
+            stream.clearTokens()
+            pushed += block
+            if pushed % (60 * 16_000) == 0 {
+                let minute = pushed / (60 * 16_000)
+                if minute == 1 { rssAtOneMinute = residentBytes() }
+                if minute == 1 || minute % 10 == 0 {
+                    FileHandle.standardError.write(Data("minute \(minute): RSS \(residentBytes() / 1_000_000) MB, \(tokens) tokens\n".utf8))
+                }
+            }
+        }
+        tokens += stream.finish().count
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let rssEnd = residentBytes()
+        let change = rssAtOneMinute > 0 ? Double(rssEnd - rssAtOneMinute) / Double(rssAtOneMinute) * 100 : 0
+        print("{\"minutes\": \(minutes), \"tokens\": \(tokens), \"seconds\": \(elapsed), \"rtf\": \(elapsed / Double(minutes * 60)), "
+              + "\"rss_1min_bytes\": \(rssAtOneMinute), \"rss_end_bytes\": \(rssEnd), \"rss_change_percent\": \(change), "
+              + "\"peak_rss_bytes\": \(peakResidentBytes())}")
     }
 }

@@ -64,3 +64,42 @@ func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: Transcription
         #expect(a == b && !a.isEmpty)
     }
 }
+
+/// models/small/ref/transcriptions.json (models/transcription_reference.py, computed by NeMo).
+struct NeMoStreamingReferences: Decodable {
+    struct Lookahead: Decodable {
+        let native: [Int]
+        let export: [Int]
+        let offline: [Int]
+        let nativeEqualsOffline: Bool
+        enum CodingKeys: String, CodingKey { case native, export, offline, nativeEqualsOffline = "native_equals_offline" }
+    }
+    let recordings: [String: [String: Lookahead]]
+
+    static func load() throws -> NeMoStreamingReferences {
+        let url = Fixtures.models.appendingPathComponent("small/ref/transcriptions.json")
+        return try JSONDecoder().decode(NeMoStreamingReferences.self, from: Data(contentsOf: url))
+    }
+}
+
+@Suite struct NeMoStreamingEqualityTests {
+    /// Six recordings (11–50 s, trained and unseen sentences) × every trained look-ahead × both conventions: the
+    /// tokens of stt's stream equal NeMo's cache-aware streaming; in native mode also NeMo's offline decoding wherever
+    /// NeMo's own streaming equals it.
+    @Test(arguments: ["utt1", "utt2", "utt3", "stream", "extra1", "extra2"])
+    func tokensEqualNeMoAtEveryLookaheadInBothConventions(recording: String) throws {
+        let model = try TranscriptionTests.model.get()
+        let references = try #require(try NeMoStreamingReferences.load().recordings[recording])
+        let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
+        for r in [13, 6, 1, 0] {
+            let reference = try #require(references["la\(r)"])
+            let native = try transcribe(model, audio, .init(lookahead: r, convention: .native)).map(\.id)
+            let export = try transcribe(model, audio, .init(lookahead: r, convention: .exportCompatible)).map(\.id)
+            #expect(native == reference.native, "\(recording) [70,\(r)] native: \(model.text(native)) | NeMo \(model.text(reference.native))")
+            #expect(export == reference.export, "\(recording) [70,\(r)] export: \(model.text(export)) | NeMo \(model.text(reference.export))")
+            if reference.nativeEqualsOffline {
+                #expect(native == reference.offline, "\(recording) [70,\(r)] native vs NeMo offline")
+            }
+        }
+    }
+}
