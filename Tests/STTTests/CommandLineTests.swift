@@ -11,15 +11,21 @@ enum STTProcess {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stt")
     }
 
-    static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
         process.currentDirectoryURL = repository
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
         try process.run()
+        if let stdin {
+            // Written from another thread so a full pipe cannot block against the child's output.
+            let writer = input.fileHandleForWriting
+            Thread.detachNewThread { writer.write(stdin); try? writer.close() }
+        }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -141,5 +147,31 @@ enum STTProcess {
         #expect(r.status == 1 && r.stderr.contains("no rnnt decoder"))
         let ctc = try STTProcess.run(["transcribe", "-m", "models/small/ctc", "samples/green-apples.wav"])
         #expect(ctc.status == 0, "\(ctc.stderr)")
+    }
+}
+
+@Suite struct StdinTests {
+    /// The sample as raw s16le 16 kHz, what arecord or sox would pipe in.
+    static func rawSample() throws -> Data {
+        let wav = try Data(contentsOf: STTProcess.repository.appendingPathComponent("samples/green-apples.wav"))
+        return wav.suffix(from: wav.startIndex + 44)   // the sample's canonical 44-byte header
+    }
+
+    @Test func transcribeReadsRawPCMFromStdin() throws {
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", "-"], stdin: try Self.rawSample())
+        let expected = try TranscribeCommandTests.nemoText()
+        #expect(r.status == 0 && r.stdout.trimmingCharacters(in: .newlines) == expected, "\(r.stderr)")
+    }
+
+    @Test func streamPrintsPartialsOnStderrAndTheFinalTextOnStdout() throws {
+        let r = try STTProcess.run(["stream", "-m", "models/small/la13", "--lookahead", "80"], stdin: try Self.rawSample())
+        let expected = try TranscribeCommandTests.nemoText()
+        #expect(r.status == 0 && r.stdout.trimmingCharacters(in: .newlines) == expected, "\(r.stderr)")
+        #expect(!r.stderr.isEmpty, "no partial results")
+    }
+
+    @Test func emptyStdinIsAnError() throws {
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", "-"], stdin: Data())
+        #expect(r.status == 1 && r.stderr.contains("no audio"))
     }
 }
