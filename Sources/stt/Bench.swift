@@ -11,15 +11,18 @@ struct Bench: ParsableCommand {
         subcommands: [BenchLoad.self, BenchEncoder.self, BenchLong.self])
 }
 
-/// Peak resident memory of this process so far (VmHWM), in bytes.
-func peakResidentBytes() -> Int {
+/// A memory figure of this process from /proc/self/status ("VmHWM:" peak, "VmRSS:" current), in bytes.
+func statusBytes(_ field: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
           let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
         return 0
     }
     return kb * 1024
 }
+
+func peakResidentBytes() -> Int { statusBytes("VmHWM:") }
+func residentBytes() -> Int { statusBytes("VmRSS:") }
 
 struct BenchLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -95,16 +98,6 @@ struct BenchEncoder: ParsableCommand {
         print("{\"lookahead\": \(lookahead), \"threads\": \(threads), \"median_ms\": \(median), \"min_ms\": \(times[0]), "
               + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"}")
     }
-}
-
-/// Current resident memory (VmRSS), in bytes.
-func residentBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else {
-        return 0
-    }
-    return kb * 1024
 }
 
 struct BenchLong: ParsableCommand {

@@ -9,6 +9,16 @@ func recording(_ size: String, _ name: String) throws -> [Float] {
     try Fixtures.ref(size, "\(name)_audio").integers.map { Float($0) / 32768 }
 }
 
+/// Largest |ours − NeMo| over all frames; ours time-major [T, 80], NeMo's [80, T].
+func worstDeviation(_ ours: [Float], _ reference: NPYArray) -> Float {
+    let frames = reference.shape[1]
+    var worst: Float = 0
+    for t in 0..<min(frames, ours.count / 80) {
+        for f in 0..<80 { worst = max(worst, abs(ours[t * 80 + f] - reference.floats[f * frames + t])) }
+    }
+    return worst
+}
+
 @Suite struct MelFrontendTests {
     /// Log-mel frames equal NeMo's AudioToMelSpectrogramPreprocessor (eval) on espeak-ng speech.
     @Test(arguments: ["stream", "utt1", "utt2", "utt3"])
@@ -18,10 +28,7 @@ func recording(_ size: String, _ name: String) throws -> [Float] {
         let ours = MelFrontend.frames(of: audio)                       // [T, 80]
         let frames = reference.shape[1]
         #expect(ours.count == frames * 80, "\(ours.count / 80) frames vs NeMo \(frames)")
-        var worst: Float = 0
-        for t in 0..<min(frames, ours.count / 80) {
-            for f in 0..<80 { worst = max(worst, abs(ours[t * 80 + f] - reference.floats[f * frames + t])) }
-        }
+        let worst = worstDeviation(ours, reference)
         #expect(worst <= 1e-3, "\(name): max |Δ| \(worst)")
         print("mel \(name): \(frames) frames, max |Δ| vs NeMo \(worst)")
     }
@@ -35,10 +42,7 @@ func recording(_ size: String, _ name: String) throws -> [Float] {
         let ours = MelFrontend.frames(of: audio)
         let frames = reference.shape[1]
         #expect(ours.count == frames * 80)
-        var worst: Float = 0
-        for t in 0..<min(frames, ours.count / 80) {
-            for f in 0..<80 { worst = max(worst, abs(ours[t * 80 + f] - reference.floats[f * frames + t])) }
-        }
+        let worst = worstDeviation(ours, reference)
         #expect(worst <= 1e-3, "\(name): max |Δ| \(worst)")
         print("mel \(name): \(frames) frames, max |Δ| vs NeMo \(worst)")
     }
