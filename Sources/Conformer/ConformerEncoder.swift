@@ -20,6 +20,9 @@ public final class ConformerEncoder: Sendable {
     ///   - leftContext: attention cache rows; NeMo's models are trained with 70.
     ///   - maxLookahead: the largest right context to prepare for (13 covers all trained settings of the reference).
     public init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13) throws(LoaderError) {
+        // The engine splits its own products (Kernels.threads); OpenBLAS, doing only the small attention products,
+        // stays on one thread so its spinning workers never compete with ours or with other streams.
+        Kernels.useSingleThreadedBLAS()
         let prefix = graph.kind == .ctc ? "encoder." : ""
         let e = try EncoderDescription(graph: graph, prefix: prefix)
         let r = ParameterReader(graph: graph, prefix: prefix)

@@ -64,6 +64,8 @@ public enum Kernels {
 
     public static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
 
+    public static func useSingleThreadedBLAS() { openblas_set_num_threads(1) }
+
     /// Threads one weight product may use, the calling thread included (default 1). BLAS, which only does the small
     /// attention products, stays on one thread so that two pools never spin against each other.
     public static var threads: Int {

@@ -103,3 +103,22 @@ struct NeMoStreamingReferences: Decodable {
         }
     }
 }
+
+@Suite struct SharedModelTests {
+    /// One loaded model, several streams on several threads at once: each gives what it gives alone.
+    @Test func concurrentStreamsOnOneModelEqualSequentialOnes() async throws {
+        let model = try TranscriptionTests.model.get()
+        let names = ["utt1", "utt2", "utt3", "extra1"]
+        let audios = try names.map { try Fixtures.ref("small", "\($0)_audio").integers.map { Float($0) / 32768 } }
+        let sequential = try audios.map { try transcribe(model, $0, .init(lookahead: 6, convention: .native)).map(\.id) }
+        let concurrent = try await withThrowingTaskGroup(of: (Int, [Int]).self) { group in
+            for (i, audio) in audios.enumerated() {
+                group.addTask { (i, try transcribe(model, audio, .init(lookahead: 6, convention: .native)).map(\.id)) }
+            }
+            var results = [[Int]](repeating: [], count: audios.count)
+            for try await (i, ids) in group { results[i] = ids }
+            return results
+        }
+        #expect(concurrent == sequential)
+    }
+}
