@@ -67,19 +67,32 @@ static void gemm_portable(const float *x, long m, long k, long ldx, const float 
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// AVX-512: up to 14 rows × one 16-wide panel: 14 accumulators, one weight vector per k. The rows come packed
-// k-major (xt[p·14 + r]) so one k's broadcasts share a cache line; the weight panel is prefetched ahead.
+// AVX-512: up to 14 rows × one 16-wide panel, one weight vector per k used by every row. The rows come packed
+// k-major (xt[p·stride + r]) so one k's broadcasts share a cache line; the weight panel is prefetched ahead.
+// With few rows each accumulator would be one long chain of dependent FMAs, so `splits` independent accumulator
+// sets take interleaved k and are summed at the end (rows × splits ≤ 14 registers).
 static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt, long stride, const float *wp,
                                                                   float *y, long ldy, long k, int mr, long cols,
                                                                   int accumulate) {
+    const int splits = mr <= 3 ? 4 : mr <= 7 ? 2 : 1;
     __m512 c[14];
-    for (int r = 0; r < mr; r++) c[r] = _mm512_setzero_ps();
-    for (long p = 0; p < k; p++) {
-        _mm_prefetch((const char *)(wp + (p + 24) * PANEL), _MM_HINT_T0);
+    for (int i = 0; i < mr * splits; i++) c[i] = _mm512_setzero_ps();
+    long p = 0;
+    for (; p + splits <= k; p += splits) {
+        for (int s = 0; s < splits; s++) {
+            _mm_prefetch((const char *)(wp + (p + s + 24) * PANEL), _MM_HINT_T0);
+            __m512 wv = _mm512_loadu_ps(wp + (p + s) * PANEL);
+            const float *xp = xt + (p + s) * stride;
+            for (int r = 0; r < mr; r++) c[s * mr + r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r]), wv, c[s * mr + r]);
+        }
+    }
+    for (; p < k; p++) {
         __m512 wv = _mm512_loadu_ps(wp + p * PANEL);
         const float *xp = xt + p * stride;
         for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r]), wv, c[r]);
     }
+    for (int s = 1; s < splits; s++)
+        for (int r = 0; r < mr; r++) c[r] = _mm512_add_ps(c[r], c[s * mr + r]);
     __mmask16 mask = cols >= PANEL ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     for (int r = 0; r < mr; r++) {
         float *out = y + r * ldy;

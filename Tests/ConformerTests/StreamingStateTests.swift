@@ -7,7 +7,7 @@ import Tensor
 
 @Suite struct StreamingStateTests {
     /// Buffers are sized when the stream opens: after its first step a stream does not touch the heap.
-    @Test(arguments: [13, 0])
+    @Test(arguments: [13, 6, 1, 0])
     func stepsAfterTheFirstMakeNoHeapAllocation(lookahead: Int) throws {
         let encoder = try loadEncoder("tiny/la13")
         let mel = try Fixtures.ref("tiny", "stream_mel")
