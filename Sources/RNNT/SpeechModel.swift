@@ -130,9 +130,11 @@ public final class TranscriptionStream {
         mel.reserveCapacity(4 * schedule.maxWindow * features)
     }
 
-    /// Adds samples (16 kHz mono, [−1, 1]); returns the tokens this made final.
+    /// Adds samples (16 kHz mono, [−1, 1]); returns the tokens this made final. After `finish()` samples are ignored
+    /// until `reset()`.
     @discardableResult
     public func push(_ samples: [Float]) -> [TimedToken] {
+        guard !finished else { return [] }
         let before = tokens.count
         samples.withUnsafeBufferPointer { buffer in
             frontend.push(buffer) { frame in mel.append(contentsOf: frame); melFrames += 1 }

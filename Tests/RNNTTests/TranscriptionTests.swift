@@ -122,3 +122,36 @@ struct NeMoStreamingReferences: Decodable {
         #expect(concurrent == sequential)
     }
 }
+
+@Suite struct OddInputTests {
+    /// Inputs of any length (one sample, less than a window, just over a chunk) in any block sizes, at every
+    /// look-ahead, both conventions and both decoders: the stream finishes without trapping and its token times fit
+    /// the audio.
+    @Test func anyLengthAndBlockingFinishesCleanly() throws {
+        let rnnt = try TranscriptionTests.model.get()
+        let ctc = try SpeechModel(folder: Fixtures.folder("small/ctc"))
+        var generator = SystemRandomNumberGenerator()
+        let speech = try Fixtures.ref("small", "utt1_audio").integers.map { Float($0) / 32768 }
+        for length in [1, 2, 159, 160, 161, 399, 400, 1_000, 1_441, 2_560, 4_321, 17_920, 40_000] {
+            let audio = Array(speech[20_000..<(20_000 + length)])
+            for (model, decoder) in [(rnnt, SpeechModel.Decoder.rnnt), (ctc, .ctc)] {
+                for r in [13, 6, 1, 0] {
+                    for convention in StreamingSchedule.Convention.allCases {
+                        let stream = try TranscriptionStream(model: model, options: .init(lookahead: r, convention: convention, decoder: decoder))
+                        var start = 0
+                        while start < audio.count {
+                            let n = Int.random(in: 1...3_000, using: &generator)
+                            stream.push(Array(audio[start..<min(audio.count, start + n)]))
+                            start += n
+                        }
+                        let tokens = stream.finish()
+                        let seconds = Double(length) / 16_000
+                        #expect(tokens.allSatisfy { $0.seconds <= seconds + 0.08 }, "\(length) samples [70,\(r)] \(convention) \(decoder)")
+                        #expect(stream.finish() == tokens)   // finishing twice is harmless
+                        #expect(stream.push([0.1, 0.2]).isEmpty && stream.tokens == tokens)   // so is pushing after
+                    }
+                }
+            }
+        }
+    }
+}
