@@ -22,9 +22,8 @@ public final class SpeechModel: Sendable {
     public let maxSymbols: Int
 
     public init(folder path: String) throws(LoaderError) {
-        let folder = try ModelFolder(path)
-        self.folder = folder
         let model = try LoadedModel(folder: path)
+        folder = model.folder
         metadata = model.metadata
         guard let tokens = model.tokens else {
             throw .modelFolder(path, "no tokens.txt (lines `piece id`, blank last); models/export_nemo.py writes it")
@@ -108,13 +107,18 @@ public final class TranscriptionStream {
     private var finished = false
     private let features: Int
 
-    public init(model: SpeechModel, options: Options = Options()) throws {
+    /// Throws when `options` do not fit `model` (a look-ahead it was not trained with, a decoder it lacks).
+    public static func validate(_ options: Options, for model: SpeechModel) throws {
         guard model.trainedLookaheads.contains(options.lookahead) || options.lookahead == model.exportLookahead else {
             throw Failure.untrainedLookahead(options.lookahead, model.trainedLookaheads)
         }
         guard model.availableDecoders.contains(options.decoder) else {
             throw Failure.missingDecoder(options.decoder, model.availableDecoders)
         }
+    }
+
+    public init(model: SpeechModel, options: Options = Options()) throws {
+        try Self.validate(options, for: model)
         self.model = model
         self.options = options
         features = model.encoder.description.melFeatures

@@ -46,7 +46,7 @@ struct ModelOptions: ParsableArguments {
         let options = TranscriptionStream.Options(
             lookahead: lookahead?.frames ?? speech.exportLookahead, convention: mode.convention,
             decoder: decoder ?? speech.availableDecoders.first ?? .rnnt)
-        do { _ = try TranscriptionStream(model: speech, options: options) } catch { throw CommandFailure(error) }
+        do { try TranscriptionStream.validate(options, for: speech) } catch { throw CommandFailure(error) }
         return (speech, options)
     }
 }
