@@ -1,55 +1,68 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// One library product, STTKit: `import STTKit` gives an app the model, streams, options, results, errors, audio
+// files and the streaming resampler. The modules behind it keep the directories of the design (Sources/Tensor,
+// Sources/WeightLoader, Sources/Audio, Sources/Conformer, Sources/RNNT) under names that cannot collide with another
+// package's targets (`Audio`, `Tensor`, …); their internals are `package`, not public.
 let package = Package(
     name: "stt",
     products: [
+        .library(name: "STTKit", targets: ["STTKit"]),
         .executable(name: "stt", targets: ["stt"]),
-        .library(name: "RNNT", targets: ["RNNT"]),
-        .library(name: "Conformer", targets: ["Conformer"]),
-        .library(name: "WeightLoader", targets: ["WeightLoader"]),
-        .library(name: "Tensor", targets: ["Tensor"]),
-        .library(name: "Audio", targets: ["Audio"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         .systemLibrary(
-            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            name: "CSTTOpenBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(
-            name: "CFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
+            name: "CSTTFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
             providers: [.apt(["libfftw3-dev"])]),
-        .target(name: "CKernels"),
-        .target(name: "Tensor", dependencies: ["CBLAS", "CFFTW", "CKernels"]),
-        .target(name: "WeightLoader", dependencies: ["Tensor"]),
-        .target(name: "Audio", dependencies: ["Tensor", "CFFTW"]),
-        .target(name: "Conformer", dependencies: ["Tensor", "WeightLoader"]),
-        .target(name: "RNNT", dependencies: ["Conformer", "Audio", "WeightLoader", "Tensor"]),
+        .target(name: "CSTTKernels", path: "Sources/CKernels"),
+        .target(name: "STTTensor", dependencies: ["CSTTOpenBLAS", "CSTTFFTW", "CSTTKernels"], path: "Sources/Tensor"),
+        .target(name: "STTWeightLoader", dependencies: ["STTTensor"], path: "Sources/WeightLoader"),
+        .target(name: "STTAudio", dependencies: ["STTTensor", "CSTTFFTW"], path: "Sources/Audio"),
+        .target(name: "STTConformer", dependencies: ["STTTensor", "STTWeightLoader"], path: "Sources/Conformer"),
+        // The front door: RNN-T/CTC decoding and the app API (SpeechModel, TranscriptionStream, results).
+        .target(
+            name: "STTKit", dependencies: ["STTConformer", "STTAudio", "STTWeightLoader", "STTTensor"],
+            path: "Sources/RNNT"),
         .executableTarget(
             name: "stt",
             dependencies: [
-                "RNNT", "Conformer", "WeightLoader", "Tensor",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/stt"),
+        // Development tools behind scripts/bench and scripts/parity; not part of the product.
+        .executableTarget(
+            name: "stt-dev",
+            dependencies: [
+                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/stt-dev"),
         // Test-only: the committed fixtures and their references.
-        .target(name: "TestFixtures", dependencies: ["Tensor"], path: "Tests/TestFixtures"),
-        .testTarget(
-            name: "WeightLoaderTests", dependencies: ["WeightLoader", "Tensor", "TestFixtures"],
-            path: "Tests/WeightLoaderTests"),
-        .testTarget(name: "STTTests", dependencies: ["stt"], path: "Tests/STTTests"),
-        .testTarget(
-            name: "AudioTests", dependencies: ["Audio", "Tensor", "TestFixtures"], path: "Tests/AudioTests"),
-        .testTarget(
-            name: "TensorTests", dependencies: ["Tensor", "CKernels"], path: "Tests/TensorTests"),
+        .target(name: "STTTestFixtures", dependencies: ["STTTensor"], path: "Tests/TestFixtures"),
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
-        .target(name: "MallocCounter", path: "Tests/MallocCounter"),
+        .target(name: "STTMallocCounter", path: "Tests/MallocCounter"),
         .testTarget(
-            name: "ConformerTests", dependencies: ["Conformer", "WeightLoader", "Tensor", "MallocCounter", "TestFixtures"],
+            name: "WeightLoaderTests", dependencies: ["STTWeightLoader", "STTTensor", "STTTestFixtures"],
+            path: "Tests/WeightLoaderTests"),
+        .testTarget(name: "STTTests", dependencies: ["stt", "stt-dev"], path: "Tests/STTTests"),
+        .testTarget(
+            name: "AudioTests", dependencies: ["STTAudio", "STTTensor", "STTTestFixtures"], path: "Tests/AudioTests"),
+        .testTarget(
+            name: "TensorTests", dependencies: ["STTTensor", "CSTTKernels"], path: "Tests/TensorTests"),
+        .testTarget(
+            name: "ConformerTests",
+            dependencies: ["STTConformer", "STTWeightLoader", "STTTensor", "STTMallocCounter", "STTTestFixtures"],
             path: "Tests/ConformerTests"),
         .testTarget(
-            name: "RNNTTests", dependencies: ["RNNT", "Conformer", "WeightLoader", "Tensor", "TestFixtures"],
+            name: "RNNTTests",
+            dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],
             path: "Tests/RNNTTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,6 @@
-import CFFTW
+import CSTTFFTW
 import Foundation
-import Tensor
+import STTTensor
 
 /// NeMo's AudioToMelSpectrogramPreprocessor in eval mode (NeMo ≥ 2.5), computed online.
 ///
@@ -11,19 +11,19 @@ import Tensor
 ///
 /// Frame t needs samples up to 160t + 199, so it is emitted as soon as they have arrived. Every frame is computed
 /// the same way whatever the block sizes samples arrive in, so online and whole-file results are bit-identical.
-public final class MelFrontend {
-    public static let sampleRate = 16_000
-    public static let hop = 160
-    public static let window = 400
-    public static let fftSize = 512
-    public static let preemphasis: Float = 0.97
-    public static let logGuard: Float = 1.0 / 16_777_216   // 2⁻²⁴
+package final class MelFrontend {
+    package static let sampleRate = 16_000
+    package static let hop = 160
+    package static let window = 400
+    package static let fftSize = 512
+    package static let preemphasis: Float = 0.97
+    package static let logGuard: Float = 1.0 / 16_777_216   // 2⁻²⁴
 
-    public let melBins: Int
+    package let melBins: Int
     /// Frames emitted so far.
-    public private(set) var framesEmitted = 0
+    package private(set) var framesEmitted = 0
     /// Samples pushed so far.
-    public private(set) var samplesPushed = 0
+    package private(set) var samplesPushed = 0
 
     private let filters: MelFilterbank
     private let hann: [Float]
@@ -39,7 +39,7 @@ public final class MelFrontend {
     private let mel: UnsafeMutablePointer<Float>
     private var finished = false
 
-    public init(melBins: Int = 80) {
+    package init(melBins: Int = 80) {
         self.melBins = melBins
         filters = MelFilterbank.shared(melBins: melBins)
         hann = (0..<Self.window).map { n in Float(0.5 - 0.5 * cos(2 * Double.pi * Double(n) / Double(Self.window - 1))) }
@@ -64,7 +64,7 @@ public final class MelFrontend {
     }
 
     /// Back to the start of a new signal.
-    public func reset() {
+    package func reset() {
         framesEmitted = 0
         samplesPushed = 0
         lastSample = 0
@@ -75,7 +75,7 @@ public final class MelFrontend {
 
     /// Adds samples (16 kHz, float in [−1, 1]) and calls `emit` with each frame (melBins log-mel values) that is now
     /// complete.
-    public func push(_ samples: UnsafeBufferPointer<Float>, emit: (UnsafeBufferPointer<Float>) -> Void) {
+    package func push(_ samples: UnsafeBufferPointer<Float>, emit: (UnsafeBufferPointer<Float>) -> Void) {
         precondition(!finished, "push after finish; call reset() first")
         for x in samples {
             history.append(x - Self.preemphasis * lastSample)
@@ -89,7 +89,7 @@ public final class MelFrontend {
     }
 
     /// Ends the signal: emits the remaining frames (zero padding after the end), the last one zeroed as NeMo does.
-    public func finish(emit: (UnsafeBufferPointer<Float>) -> Void) {
+    package func finish(emit: (UnsafeBufferPointer<Float>) -> Void) {
         guard !finished else { return }
         finished = true
         let total = 1 + samplesPushed / Self.hop
@@ -103,7 +103,7 @@ public final class MelFrontend {
     }
 
     /// Frames for a whole signal [samples] → [frames, melBins], time-major.
-    public static func frames(of samples: [Float], melBins: Int = 80) -> [Float] {
+    package static func frames(of samples: [Float], melBins: Int = 80) -> [Float] {
         let frontend = MelFrontend(melBins: melBins)
         var out: [Float] = []
         out.reserveCapacity((1 + samples.count / hop) * melBins)

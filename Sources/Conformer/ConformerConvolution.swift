@@ -1,15 +1,15 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// NeMo's ConformerConvolution with a causal depthwise conv: pointwise_conv1 (d → 2d) · GLU · depthwise conv over
 /// [time cache; frames] · LayerNorm (named `batch_norm`) · Swish · pointwise_conv2 (d → d).
-public struct ConformerConvolution: Sendable {
-    public let pointwiseConv1: Linear
+package struct ConformerConvolution: Sendable {
+    package let pointwiseConv1: Linear
     let depthwiseWeight: Tensor   // [d, 1, k]
     let depthwiseBias: Tensor
-    public let batchNorm: LayerNorm
-    public let pointwiseConv2: Linear
-    public let kernel: Int
+    package let batchNorm: LayerNorm
+    package let pointwiseConv2: Linear
+    package let kernel: Int
 
     init(_ r: ParameterReader, _ name: String, epsilon: Float) throws(LoaderError) {
         pointwiseConv1 = try Linear(r, name + ".pointwise_conv1")
@@ -48,16 +48,16 @@ public struct ConformerConvolution: Sendable {
 
 /// One FastConformer block (macaron): ½·FF1, self-attention with its cache, convolution with its cache, ½·FF2,
 /// and the layer's own output LayerNorm.
-public struct ConformerLayer: Sendable {
-    public let normFeedForward1: LayerNorm
-    public let feedForward1: ConformerFeedForward
-    public let normSelfAtt: LayerNorm
-    public let selfAttn: RelPositionMultiHeadAttention
-    public let normConv: LayerNorm
-    public let conv: ConformerConvolution
-    public let normFeedForward2: LayerNorm
-    public let feedForward2: ConformerFeedForward
-    public let normOut: LayerNorm
+package struct ConformerLayer: Sendable {
+    package let normFeedForward1: LayerNorm
+    package let feedForward1: ConformerFeedForward
+    package let normSelfAtt: LayerNorm
+    package let selfAttn: RelPositionMultiHeadAttention
+    package let normConv: LayerNorm
+    package let conv: ConformerConvolution
+    package let normFeedForward2: LayerNorm
+    package let feedForward2: ConformerFeedForward
+    package let normOut: LayerNorm
 
     init(_ r: ParameterReader, index n: Int, description e: EncoderDescription) throws(LoaderError) {
         let name = "layers.\(n)"

@@ -1,25 +1,25 @@
 import Dispatch
 import Foundation
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// The cache-aware FastConformer encoder: ConvSubsampling, x-scaling by √d, and the Conformer layers.
 /// Weights are immutable and shared; everything a stream changes lives in its `EncoderState`.
-public final class ConformerEncoder: Sendable {
-    public let description: EncoderDescription
-    public let preEncode: ConvSubsampling
-    public let layers: [ConformerLayer]
+package final class ConformerEncoder: Sendable {
+    package let description: EncoderDescription
+    package let preEncode: ConvSubsampling
+    package let layers: [ConformerLayer]
     /// Rows of attention cache per layer (the left context, 70 for the reference model).
-    public let leftContext: Int
+    package let leftContext: Int
     /// The largest look-ahead (right context, encoder frames) the positional terms are prepared for.
-    public let maxLookahead: Int
+    package let maxLookahead: Int
     let positions: RelativePositions
     let xscale: Float
 
     /// - Parameters:
     ///   - leftContext: attention cache rows; NeMo's models are trained with 70.
     ///   - maxLookahead: the largest right context to prepare for (13 covers all trained settings of the reference).
-    public init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13) throws(LoaderError) {
+    package init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13) throws(LoaderError) {
         // The engine splits its own products (Kernels.threads); OpenBLAS, doing only the small attention products,
         // stays on one thread so its spinning workers never compete with ours or with other streams.
         Kernels.useSingleThreadedBLAS()
@@ -44,7 +44,7 @@ public final class ConformerEncoder: Sendable {
         xscale = Float(e.dModel).squareRoot()
     }
 
-    public var dModel: Int { description.dModel }
+    package var dModel: Int { description.dModel }
 
     // MARK: Streaming
 
@@ -52,7 +52,7 @@ public final class ConformerEncoder: Sendable {
     /// `drop` subsampled frames discarded (2 for windows that start with the 9-frame overlap), then every layer
     /// with its caches. Writes [n, d] frames to `output` and returns n.
     @discardableResult
-    public func step(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
+    package func step(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
                      output: UnsafeMutablePointer<Float>) -> Int {
         let d = dModel
         let subsampled = preEncode.outputLength(frames)
@@ -109,7 +109,7 @@ public final class ConformerEncoder: Sendable {
     /// The whole utterance in one pass with NeMo's chunked-limited mask for att_context [leftContext, lookahead]:
     /// frame i attends frames of its own chunk of lookahead+1 frames and the leftContext/(lookahead+1) chunks before.
     /// mel is time-major [frames, features]; returns [n, d] frames.
-    public func offline(mel: UnsafePointer<Float>, frames: Int, lookahead: Int) -> Tensor {
+    package func offline(mel: UnsafePointer<Float>, frames: Int, lookahead: Int) -> Tensor {
         precondition(lookahead >= 0 && lookahead <= maxLookahead, "look-ahead \(lookahead) not prepared")
         let d = dModel
         let n = preEncode.outputLength(frames)

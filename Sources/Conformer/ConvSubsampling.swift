@@ -1,12 +1,12 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// NeMo's ConvSubsampling, `dw_striding` with causal padding: a full 3×3 stride-2 conv from the single input plane,
 /// then (depthwise 3×3 stride 2 · pointwise 1×1 · ReLU) stages, flatten (feature = channel·freq + f), Linear → d.
 /// Time is the image height and mel frequency the width; every stage maps L → ⌊L/2⌋ + 1 on both axes.
 /// Feature maps are held channel-last ([height, width, channels]) so the pointwise convs are products with packed
 /// weights and the 3×3 taps run over contiguous channels.
-public struct ConvSubsampling: Sendable {
+package struct ConvSubsampling: Sendable {
     struct Stage: Sendable {
         let depthwise: Tensor      // [9, C]: tap-major
         let depthwiseBias: Tensor
@@ -18,8 +18,8 @@ public struct ConvSubsampling: Sendable {
     let firstBias: Tensor
     let stages: [Stage]
     let out: Linear
-    public let channels: Int
-    public let melFeatures: Int
+    package let channels: Int
+    package let melFeatures: Int
 
     init(_ r: ParameterReader, description e: EncoderDescription) throws(LoaderError) {
         channels = e.subsamplingChannels
@@ -55,7 +55,7 @@ public struct ConvSubsampling: Sendable {
     }
 
     /// Frames out for `frames` in.
-    public func outputLength(_ frames: Int) -> Int {
+    package func outputLength(_ frames: Int) -> Int {
         var n = Convolution.causalStride2Length(frames)
         for _ in stages { n = Convolution.causalStride2Length(n) }
         return n

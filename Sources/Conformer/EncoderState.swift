@@ -1,4 +1,4 @@
-import Tensor
+import STTTensor
 
 /// Everything one stream owns in the encoder: the three caches of every layer and scratch space, all allocated once
 /// when the stream opens (sized for its look-ahead) and reused by every step.
@@ -6,16 +6,16 @@ import Tensor
 /// Per layer the attention cache holds the last `leftContext` LayerNorm-ed attention inputs (what NeMo and the ONNX
 /// export call cache_last_channel) and, alongside, their key and value projections so a step projects only its new
 /// frames. The conv cache holds the last kernel − 1 GLU outputs (cache_last_time), time-major here.
-public final class EncoderState {
-    public let layers: Int
-    public let dModel: Int
-    public let leftContext: Int
-    public let convCacheSize: Int
+package final class EncoderState {
+    package let layers: Int
+    package let dModel: Int
+    package let leftContext: Int
+    package let convCacheSize: Int
     /// The most encoder frames one step may produce, and the widest mel window it may take.
-    public let maxFrames: Int
-    public let maxWindow: Int
+    package let maxFrames: Int
+    package let maxWindow: Int
     /// Valid rows in the attention cache (filled from the end), as cache_last_channel_len.
-    public internal(set) var cacheLength = 0
+    package internal(set) var cacheLength = 0
 
     private let storage: Tensor
     private let cacheRows: Int
@@ -39,7 +39,7 @@ public final class EncoderState {
 
     /// A fresh stream (zero caches) whose steps produce at most `maxFrames` encoder frames from windows of at most
     /// `maxWindow` mel frames.
-    public init(encoder: ConformerEncoder, maxFrames: Int, maxWindow: Int) {
+    package init(encoder: ConformerEncoder, maxFrames: Int, maxWindow: Int) {
         let e = encoder.description
         let d = e.dModel
         layers = e.layers
@@ -89,7 +89,7 @@ public final class EncoderState {
     func timeCache(_ layer: Int) -> UnsafeMutablePointer<Float> { timeCaches + layer * convCacheSize * dModel }
 
     /// Back to the state of a new stream.
-    public func reset() {
+    package func reset() {
         cacheLength = 0
         attentionInputs.update(repeating: 0, count: layers * cacheRows * dModel)
         keyCache.update(repeating: 0, count: layers * cacheRows * dModel)
@@ -99,7 +99,7 @@ public final class EncoderState {
 
     /// The caches in the ONNX export's layout: cache_last_channel [layers, leftContext, d],
     /// cache_last_time [layers, d, kernel − 1], cache_last_channel_len.
-    public func exportedCaches() -> (channel: Tensor, time: Tensor, length: Int) {
+    package func exportedCaches() -> (channel: Tensor, time: Tensor, length: Int) {
         let d = dModel
         let channel = Tensor(zeros: [layers, leftContext, d])
         let time = Tensor(zeros: [layers, d, convCacheSize])

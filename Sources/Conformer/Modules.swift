@@ -1,5 +1,5 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// Reads a module's parameters out of a loaded graph, under a prefix (`encoder.` inside a CTC graph).
 struct ParameterReader {
@@ -20,11 +20,11 @@ struct ParameterReader {
 
 /// nn.Linear (and 1×1 Conv1d): y = x·W + b over rows of x. W is packed once at load (see `PackedMatrix`) from
 /// either layout the export uses: the exporter's [in, out] MatMul weights or PyTorch's [out, in] conv weights.
-public struct Linear: Sendable {
-    public let weight: PackedMatrix
-    public let bias: Tensor?
-    public var inputs: Int { weight.rows }
-    public var outputs: Int { weight.columns }
+package struct Linear: Sendable {
+    package let weight: PackedMatrix
+    package let bias: Tensor?
+    package var inputs: Int { weight.rows }
+    package var outputs: Int { weight.columns }
 
     init(_ r: ParameterReader, _ name: String, bias hasBias: Bool = true) throws(LoaderError) {
         let p = try r.parameter(name + ".weight")
@@ -52,7 +52,7 @@ public struct Linear: Sendable {
     }
 
     /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W + b when `accumulate`).
-    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
+    package func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                                accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>? = nil) {
         if let bias, !accumulate { Kernels.fillRows(y, rows: rows, width: outputs, with: bias.data) }
         Kernels.gemm(m: rows, x: x, ldx: inputs, weight, y: y, ldy: outputs, accumulate: bias != nil || accumulate,
@@ -62,10 +62,10 @@ public struct Linear: Sendable {
 }
 
 /// nn.LayerNorm over the last axis.
-public struct LayerNorm: Sendable {
-    public let scale: Tensor
-    public let shift: Tensor
-    public let epsilon: Float
+package struct LayerNorm: Sendable {
+    package let scale: Tensor
+    package let shift: Tensor
+    package let epsilon: Float
 
     init(_ r: ParameterReader, _ name: String, epsilon: Float) throws(LoaderError) {
         scale = try r.tensor(name + ".weight")
@@ -73,16 +73,16 @@ public struct LayerNorm: Sendable {
         self.epsilon = epsilon
     }
 
-    public func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+    package func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
         Kernels.layerNorm(x, rows: rows, width: scale.count, scale: scale.data, shift: shift.data,
                           epsilon: epsilon, into: y)
     }
 }
 
 /// ConformerFeedForward: Linear(d → ff) · Swish · Linear(ff → d).
-public struct ConformerFeedForward: Sendable {
-    public let linear1: Linear
-    public let linear2: Linear
+package struct ConformerFeedForward: Sendable {
+    package let linear1: Linear
+    package let linear2: Linear
 
     init(_ r: ParameterReader, _ name: String) throws(LoaderError) {
         linear1 = try Linear(r, name + ".linear1")

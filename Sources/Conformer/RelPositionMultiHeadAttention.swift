@@ -1,20 +1,20 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// NeMo's RelPositionMultiHeadAttention (Transformer-XL style, untied biases u and v per layer):
 ///   score(i, j) = ((q_i + u)·k_j + (q_i + v)·p(pos_i − pos_j)) / √d_k,   p = linear_pos(positional table row)
 /// Keys and values of earlier steps come from the attention cache; masked keys are left out of the softmax, which
 /// is what NeMo's fill with −10000 amounts to in float32.
-public struct RelPositionMultiHeadAttention: Sendable {
-    public let linearQ: Linear
-    public let linearK: Linear
-    public let linearV: Linear
-    public let linearOut: Linear
-    public let linearPos: Linear
+package struct RelPositionMultiHeadAttention: Sendable {
+    package let linearQ: Linear
+    package let linearK: Linear
+    package let linearV: Linear
+    package let linearOut: Linear
+    package let linearPos: Linear
     let posBiasU: Tensor   // [heads, d_k]
     let posBiasV: Tensor
-    public let heads: Int
-    public let headDim: Int
+    package let heads: Int
+    package let headDim: Int
 
     init(_ r: ParameterReader, _ name: String, heads: Int, headDim: Int) throws(LoaderError) {
         linearQ = try Linear(r, name + ".linear_q")
@@ -81,12 +81,12 @@ public struct RelPositionMultiHeadAttention: Sendable {
 
 /// linear_pos applied once to the positional-table rows a chunked-limited attention can use: relative distances
 /// from −maxLookahead to leftContext + maxLookahead. Shared by all streams.
-public struct RelativePositions: Sendable {
+package struct RelativePositions: Sendable {
     /// Per layer: [rows, d], row r ↔ distance maxDistance − r.
-    public let projected: [Tensor]
-    public let maxDistance: Int
-    public let minDistance: Int
-    public var rows: Int { maxDistance - minDistance + 1 }
+    package let projected: [Tensor]
+    package let maxDistance: Int
+    package let minDistance: Int
+    package var rows: Int { maxDistance - minDistance + 1 }
 
     init(table: Tensor, layers: [RelPositionMultiHeadAttention], minDistance: Int, maxDistance: Int,
          path: String) throws(LoaderError) {

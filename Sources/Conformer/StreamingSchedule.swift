@@ -4,8 +4,8 @@
 /// see its zero padding: with s ≥ 2 stages, local frames from 2 on are exact when the window starts on a multiple of
 /// the subsampling factor f. So frames [t, t+n) come exactly from mel [f·t − 2f, f·(t+n−1)] with 2 frames dropped,
 /// or from the utterance start (real padding) with t dropped when f·t < 2f.
-public struct StreamingSchedule: Sendable, Equatable {
-    public enum Convention: String, Sendable, CaseIterable {
+package struct StreamingSchedule: Sendable, Equatable {
+    package enum Convention: String, Sendable, CaseIterable {
         /// The first chunk is 1 + f·R frames with no drop; streaming output equals the offline encoder output.
         case native
         /// What an exported encoder computes: every window has the 9-frame overlap and drops 2 frames; the first
@@ -14,37 +14,37 @@ public struct StreamingSchedule: Sendable, Equatable {
     }
 
     /// A window of mel frames [start, end); frames before 0 are zero frames (export convention only).
-    public struct Window: Sendable, Equatable {
-        public let start: Int
-        public let end: Int
-        public let drop: Int
-        public var length: Int { end - start }
+    package struct Window: Sendable, Equatable {
+        package let start: Int
+        package let end: Int
+        package let drop: Int
+        package var length: Int { end - start }
     }
 
-    public let lookahead: Int
-    public let factor: Int
-    public let convention: Convention
+    package let lookahead: Int
+    package let factor: Int
+    package let convention: Convention
 
-    public init(lookahead: Int, subsamplingFactor: Int = 8, convention: Convention) {
+    package init(lookahead: Int, subsamplingFactor: Int = 8, convention: Convention) {
         self.lookahead = lookahead
         self.factor = subsamplingFactor
         self.convention = convention
     }
 
     /// Encoder frames per step (R + 1).
-    public var framesPerStep: Int { lookahead + 1 }
+    package var framesPerStep: Int { lookahead + 1 }
     /// Mel frames the window advances by per step.
-    public var hop: Int { factor * framesPerStep }
+    package var hop: Int { factor * framesPerStep }
     /// Subsampled frames a window with history drops.
-    public static let dropped = 2
+    package static let dropped = 2
     /// Mel frames of history before a step's first frame: the export's 9-frame overlap (f + 1).
-    public var overlap: Int { factor + 1 }
+    package var overlap: Int { factor + 1 }
     /// The widest window: hop + overlap.
-    public var maxWindow: Int { hop + overlap }
+    package var maxWindow: Int { hop + overlap }
 
     /// The window of step `index` for a stream whose mel frames are all available (a live stream waits until
     /// `end` frames exist; the last step of a finished stream is cut at the stream's end).
-    public func window(step index: Int) -> Window {
+    package func window(step index: Int) -> Window {
         switch convention {
         case .exportCompatible:
             return Window(start: hop * index - overlap, end: hop * index + hop, drop: Self.dropped)

@@ -1,14 +1,14 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// The CTC head of a CTC export (ConvASRDecoder: a 1×1 conv from encoder frames to classes; log-softmax does not
 /// change the argmax, so greedy decoding skips it).
-public struct CTCHead: Sendable {
+package struct CTCHead: Sendable {
     let weight: PackedMatrix
     let bias: Tensor
-    public let classes: Int
+    package let classes: Int
 
-    public init(graph g: ExportedGraph) throws(LoaderError) {
+    package init(graph g: ExportedGraph) throws(LoaderError) {
         let d = try CTCDescription(graph: g)
         guard let w = g.parameter(CTCDescription.weightPath), let b = g.parameter("ctc_decoder.decoder_layers.0.bias") else {
             throw .notFastConformer(g.path, "it has no CTC head")

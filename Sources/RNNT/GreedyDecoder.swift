@@ -1,20 +1,20 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// A token with the encoder frame it was emitted on.
-public struct Token: Sendable, Equatable {
-    public let id: Int
-    public let frame: Int
+package struct Token: Sendable, Equatable {
+    package let id: Int
+    package let frame: Int
 }
 
 /// The RNN-T prediction network and joint of an export (`decoder_joint-*.onnx`), shared by all streams.
-public final class RNNTDecoder: Sendable {
-    public let description: DecoderDescription
-    public let prediction: PredictionNetwork
-    public let joint: Joint
-    public var blank: Int { description.blank }
+package final class RNNTDecoder: Sendable {
+    package let description: DecoderDescription
+    package let prediction: PredictionNetwork
+    package let joint: Joint
+    package var blank: Int { description.blank }
 
-    public init(graph: ExportedGraph) throws(LoaderError) {
+    package init(graph: ExportedGraph) throws(LoaderError) {
         guard graph.kind == .decoderJoint else {
             throw .wrongGraphKind(graph.path, expected: "a decoder_joint export", found: graph.kind.description)
         }
@@ -25,7 +25,7 @@ public final class RNNTDecoder: Sendable {
 
     /// One call of the exported decoder_joint: the prediction network on `token` from `state`, then the joint with
     /// `frame`. Writes the logits; the candidate next state is left in `state` (not adopted).
-    public func evaluate(frame: UnsafePointer<Float>, token: Int, state: GreedyState,
+    package func evaluate(frame: UnsafePointer<Float>, token: Int, state: GreedyState,
                          logits: UnsafeMutablePointer<Float>) {
         prediction.step(token: token, state: state.prediction)
         joint.projectEncoder(frame, into: state.f)
@@ -36,11 +36,11 @@ public final class RNNTDecoder: Sendable {
 
 /// Greedy RNN-T decoding state of one stream: the last emitted token and the prediction network's state, carried
 /// across chunks, and the prediction output for them.
-public final class GreedyState {
-    public let prediction: PredictionState
-    public private(set) var lastToken: Int
+package final class GreedyState {
+    package let prediction: PredictionState
+    package private(set) var lastToken: Int
     /// Encoder frames decoded so far (the next frame's index).
-    public private(set) var frames = 0
+    package private(set) var frames = 0
     let f: UnsafeMutablePointer<Float>
     let g: UnsafeMutablePointer<Float>
     let sum: UnsafeMutablePointer<Float>
@@ -48,7 +48,7 @@ public final class GreedyState {
     private let storage: Tensor
     private var predictionReady = false
 
-    public init(decoder: RNNTDecoder) {
+    package init(decoder: RNNTDecoder) {
         let d = decoder.description
         prediction = PredictionState(layers: d.lstmLayers, hidden: d.predictionHidden)
         storage = Tensor(zeros: [3 * d.jointHidden + d.classes])
@@ -59,7 +59,7 @@ public final class GreedyState {
         lastToken = d.blank
     }
 
-    public func reset(blank: Int) {
+    package func reset(blank: Int) {
         prediction.reset()
         lastToken = blank
         frames = 0
@@ -68,7 +68,7 @@ public final class GreedyState {
 
     /// NeMo's greedy RNN-T over encoder frames [n, d]: per frame, up to `maxSymbols` joint evaluations; argmax;
     /// blank moves to the next frame, anything else is emitted and advances the prediction network.
-    public func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
+    package func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
                        maxSymbols: Int = 10, emit: (Token) -> Void) {
         let joint = decoder.joint, top = decoder.prediction.layers.count - 1
         for t in 0..<n {

@@ -1,16 +1,16 @@
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// NeMo's RNNTJoint: logits = out(ReLU(enc(e_t) + pred(h_u))), raw (no log-softmax: argmax is the same).
-public struct Joint: Sendable {
+package struct Joint: Sendable {
     let enc: PackedMatrix
     let encBias: Tensor
     let pred: PackedMatrix
     let predBias: Tensor
     let out: PackedMatrix
     let outBias: Tensor
-    public let hidden: Int
-    public let classes: Int
+    package let hidden: Int
+    package let classes: Int
 
     init(graph g: ExportedGraph, description d: DecoderDescription) throws(LoaderError) {
         func linear(_ name: String) throws(LoaderError) -> (PackedMatrix, Tensor) {

@@ -1,20 +1,20 @@
 import Foundation
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// NeMo's RNNTDecoder prediction network: an embedding (the blank row is zeros) and an LSTM stack. The LSTM state
 /// advances only when a non-blank token is emitted.
-public struct PredictionNetwork: Sendable {
-    public struct LSTMLayer: Sendable {
+package struct PredictionNetwork: Sendable {
+    package struct LSTMLayer: Sendable {
         let input: PackedMatrix       // W_ih as [in, 4H], gates i, f, g, o
         let recurrent: PackedMatrix   // W_hh as [H, 4H]
         let bias: Tensor              // b_ih + b_hh
     }
 
     let embedding: Tensor             // [classes, H]
-    public let layers: [LSTMLayer]
-    public let hidden: Int
-    public let classes: Int
+    package let layers: [LSTMLayer]
+    package let hidden: Int
+    package let classes: Int
 
     init(graph g: ExportedGraph, description d: DecoderDescription) throws(LoaderError) {
         func load(_ name: String) throws(LoaderError) -> Tensor {
@@ -63,7 +63,7 @@ public struct PredictionNetwork: Sendable {
 }
 
 /// The prediction network's state for one stream: current (h, c) per layer, the candidate next state, and scratch.
-public final class PredictionState {
+package final class PredictionState {
     let layers: Int
     let hidden: Int
     private let storage: Tensor
@@ -92,13 +92,13 @@ public final class PredictionState {
     }
 
     /// The current h and c of every layer, [layers, H] each (the export's states 1 and 2).
-    public var exported: (h: [Float], c: [Float]) {
+    package var exported: (h: [Float], c: [Float]) {
         (Array(UnsafeBufferPointer(start: h(0), count: layers * hidden)),
          Array(UnsafeBufferPointer(start: c(0), count: layers * hidden)))
     }
 
     /// Sets the current state from the export's layout.
-    public func set(h: [Float], c: [Float]) {
+    package func set(h: [Float], c: [Float]) {
         precondition(h.count == layers * hidden && c.count == layers * hidden)
         self.h(0).update(from: h, count: h.count)
         self.c(0).update(from: c, count: c.count)

@@ -1,20 +1,20 @@
-import Audio
-import Conformer
+import STTAudio
+import STTConformer
 import Foundation
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// A model folder loaded once: encoder, RNN-T decoder and/or CTC head, tokens. Immutable and shared by any number of
 /// streams on any threads; each stream owns only its state.
 public final class SpeechModel: Sendable {
     public enum Decoder: String, Sendable, CaseIterable { case rnnt, ctc }
 
-    public let folder: ModelFolder
-    public let encoder: ConformerEncoder
-    public let rnnt: RNNTDecoder?
-    public let ctc: CTCHead?
-    public let tokens: [String]
-    public let metadata: ModelMetadata?
+    package let folder: ModelFolder
+    package let encoder: ConformerEncoder
+    package let rnnt: RNNTDecoder?
+    package let ctc: CTCHead?
+    package let tokens: [String]
+    package let metadata: ModelMetadata?
     /// The look-ahead (R of [70,R]) the export was made with.
     public let exportLookahead: Int
     /// Look-aheads the model was trained with.
@@ -62,10 +62,10 @@ public final class TranscriptionStream {
     public struct Options: Sendable {
         /// Right context R of [70, R] in encoder frames (80 ms each): 0, 1, 6 or 13 for the reference model.
         public var lookahead: Int
-        public var convention: StreamingSchedule.Convention
+        package var convention: StreamingSchedule.Convention
         public var decoder: SpeechModel.Decoder
 
-        public init(lookahead: Int = 13, convention: StreamingSchedule.Convention = .native,
+        package init(lookahead: Int = 13, convention: StreamingSchedule.Convention = .native,
                     decoder: SpeechModel.Decoder = .rnnt) {
             self.lookahead = lookahead
             self.convention = convention
@@ -117,7 +117,7 @@ public final class TranscriptionStream {
         }
     }
 
-    public init(model: SpeechModel, options: Options = Options()) throws {
+    package init(model: SpeechModel, options: Options = Options()) throws {
         try Self.validate(options, for: model)
         self.model = model
         self.options = options

@@ -1,14 +1,14 @@
 /// Convolutions of the FastConformer: the causal stride-2 stem and the causal depthwise conv over time.
 /// Feature maps of the stem are channel planes [channels, height (time), width (frequency)].
-public enum Convolution {
+package enum Convolution {
     /// Output length of a causal stride-2 3-tap stage: pad 2 before and 1 after, then convolve without padding.
     @inline(__always)
-    public static func causalStride2Length(_ n: Int) -> Int { n / 2 + 1 }
+    package static func causalStride2Length(_ n: Int) -> Int { n / 2 + 1 }
 
     /// 3×3 stride-2 conv over a channel-last [h, w, inputChannels] map to [h', w', C], causal on both axes (pad 2
     /// before, 1 after). With one input channel it is the stem's full first conv (each tap weights that channel into
     /// all C outputs); with C input channels it is depthwise. taps [9, C] (tap = 3·ky + kx), bias [C].
-    public static func causalStride2ChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
+    package static func causalStride2ChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
                                                 inputChannels: Int, channels c: Int, taps: UnsafePointer<Float>,
                                                 bias: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
         precondition(inputChannels == 1 || inputChannels == c, "a 3×3 stage is full from 1 channel or depthwise")
@@ -38,7 +38,7 @@ public enum Convolution {
 
     /// Causal depthwise conv over time, time-major: out[t, c] = bias[c] + Σ_k w[c, k] · x[t + k, c], where x is
     /// `history` (kernel − 1 earlier frames) followed by the `frames` new ones, both [·, channels].
-    public static func causalDepthwiseTime(history: UnsafePointer<Float>, current: UnsafePointer<Float>,
+    package static func causalDepthwiseTime(history: UnsafePointer<Float>, current: UnsafePointer<Float>,
                                            frames: Int, channels: Int, kernel: Int,
                                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                            into output: UnsafeMutablePointer<Float>) {

@@ -1,13 +1,13 @@
-import CBLAS
-import CKernels
+import CSTTOpenBLAS
+import CSTTKernels
 
 /// The numeric kernels of the engine over raw row-major float buffers. Matrix products go to BLAS; element-wise
 /// work that needs exp() goes to the CKernels target (AVX2/FMA when the CPU has it); the rest is plain Swift.
-public enum Kernels {
+package enum Kernels {
     /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major with leading dimensions.
     /// `transposedB`: B is stored [n×k] (PyTorch's [out, in]); otherwise [k×n] (the exporter's MatMul layout).
     @inline(__always)
-    public static func gemm(m: Int, n: Int, k: Int,
+    package static func gemm(m: Int, n: Int, k: Int,
                             a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, transposedB: Bool,
                             c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -17,58 +17,58 @@ public enum Kernels {
                     accumulate ? 1 : 0, c, Int32(ldc))
     }
 
-    public static func swish(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_swish(x, count) }
-    public static func sigmoid(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_sigmoid(x, count) }
-    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_relu(x, count) }
+    package static func swish(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_swish(x, count) }
+    package static func sigmoid(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_sigmoid(x, count) }
+    package static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_relu(x, count) }
 
     /// out[t, c] = in[t, c] · σ(in[t, c + channels]): GLU over the channel axis of rows of width 2·channels.
-    public static func glu(_ input: UnsafePointer<Float>, rows: Int, channels: Int, into output: UnsafeMutablePointer<Float>) {
+    package static func glu(_ input: UnsafePointer<Float>, rows: Int, channels: Int, into output: UnsafeMutablePointer<Float>) {
         ck_glu_rows(input, output, rows, channels)
     }
 
-    public static func layerNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int,
+    package static func layerNorm(_ input: UnsafePointer<Float>, rows: Int, width: Int,
                                  scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, epsilon: Float,
                                  into output: UnsafeMutablePointer<Float>) {
         ck_layer_norm(input, output, rows, width, scale, shift, epsilon)
     }
 
     /// In-place softmax over `count` values.
-    public static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_softmax(x, count) }
+    package static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_softmax(x, count) }
 
     /// y += alpha · x
-    public static func axpy(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, alpha: Float = 1) {
+    package static func axpy(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, alpha: Float = 1) {
         ck_axpy(y, x, count, alpha)
     }
 
     /// x[r, :] += bias for every row.
-    public static func addBias(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
+    package static func addBias(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
         ck_add_bias_rows(x, bias, rows, width)
     }
 
     /// Fills each row of x with `bias` (to accumulate a product into afterwards).
-    public static func fillRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, with bias: UnsafePointer<Float>) {
+    package static func fillRows(_ x: UnsafeMutablePointer<Float>, rows: Int, width: Int, with bias: UnsafePointer<Float>) {
         for r in 0..<rows { (x + r * width).update(from: bias, count: width) }
     }
 
     /// y[m×n] = x[m×k]·W (+ y when `accumulate`) for a weight packed once at load. `scratch` holds
     /// `gemmScratch(rows: m, inputs: k)` floats; without it the kernel uses a buffer of the calling thread.
     @inline(__always)
-    public static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
+    package static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
                             y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false,
                             scratch: UnsafeMutablePointer<Float>? = nil) {
         ck_gemm_packed(x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
     }
 
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
-    public static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
+    package static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
 
-    public static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
+    package static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
 
-    public static func useSingleThreadedBLAS() { openblas_set_num_threads(1) }
+    package static func useSingleThreadedBLAS() { openblas_set_num_threads(1) }
 
     /// Threads one weight product may use, the calling thread included (default 1). BLAS, which only does the small
     /// attention products, stays on one thread so that two pools never spin against each other.
-    public static var threads: Int {
+    package static var threads: Int {
         get { Int(ck_threads()) }
         set {
             ck_set_threads(Int32(max(1, newValue)))

@@ -2,14 +2,14 @@ import Foundation
 
 /// NumPy .npy files (format 1.0/2.0, little-endian float32 / int64 / int32 / int16, C order): how reference tensors move
 /// between this engine and the Python tools that check it.
-public struct NPYArray: Sendable {
-    public let shape: [Int]
-    public let floats: [Float]
-    public let integers: [Int64]
+package struct NPYArray: Sendable {
+    package let shape: [Int]
+    package let floats: [Float]
+    package let integers: [Int64]
 
-    public enum Failure: Error, CustomStringConvertible {
+    package enum Failure: Error, CustomStringConvertible {
         case notNPY(String), unsupported(String, String)
-        public var description: String {
+        package var description: String {
             switch self {
             case .notNPY(let p): "\(p): not a .npy file"
             case .unsupported(let p, let what): "\(p): unsupported .npy (\(what)); expected little-endian float32 or int64, C order"
@@ -17,10 +17,10 @@ public struct NPYArray: Sendable {
         }
     }
 
-    public init(floats: [Float], shape: [Int]) { self.shape = shape; self.floats = floats; integers = [] }
-    public init(integers: [Int64], shape: [Int]) { self.shape = shape; self.integers = integers; floats = [] }
+    package init(floats: [Float], shape: [Int]) { self.shape = shape; self.floats = floats; integers = [] }
+    package init(integers: [Int64], shape: [Int]) { self.shape = shape; self.integers = integers; floats = [] }
 
-    public init(contentsOf url: URL) throws {
+    package init(contentsOf url: URL) throws {
         let data = try Data(contentsOf: url)
         let bytes = [UInt8](data)
         guard bytes.count > 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
@@ -68,7 +68,7 @@ public struct NPYArray: Sendable {
         }
     }
 
-    public func write(to url: URL) throws {
+    package func write(to url: URL) throws {
         let isFloat = integers.isEmpty
         let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
         var header = "{'descr': '\(isFloat ? "<f4" : "<i8")', 'fortran_order': False, 'shape': (\(dims)), }"

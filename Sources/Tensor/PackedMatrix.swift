@@ -1,14 +1,14 @@
-import CKernels
+import CSTTKernels
 
 /// A weight matrix [rows (in) × columns (out)] packed once for `Kernels.gemm(m:x:ldx:_:y:ldy:)`: column panels of
 /// 16, each panel rows×16 contiguous, so the product reads every weight once, front to back.
-public struct PackedMatrix: Sendable {
-    public let rows: Int
-    public let columns: Int
+package struct PackedMatrix: Sendable {
+    package let rows: Int
+    package let columns: Int
     let storage: Tensor
 
     /// Packs a row-major [rows × columns] matrix; `transposed` takes a [columns × rows] one (PyTorch's [out, in]).
-    public init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {
+    package init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {
         self.rows = rows
         self.columns = columns
         storage = Tensor(zeros: [ck_packed_size(rows, columns)])
@@ -23,7 +23,7 @@ public struct PackedMatrix: Sendable {
 
     /// Packs from little-endian float32 bytes at any alignment (a tensor in a mapped file): [rows × columns], or
     /// [columns × rows] when `transposed`.
-    public init(bytes: UnsafeRawPointer, rows: Int, columns: Int, transposed: Bool = false) {
+    package init(bytes: UnsafeRawPointer, rows: Int, columns: Int, transposed: Bool = false) {
         self.rows = rows
         self.columns = columns
         storage = Tensor(uninitialized: [ck_packed_size(rows, columns)])
@@ -31,5 +31,5 @@ public struct PackedMatrix: Sendable {
     }
 
     /// Bytes held.
-    public var byteCount: Int { storage.count * 4 }
+    package var byteCount: Int { storage.count * 4 }
 }

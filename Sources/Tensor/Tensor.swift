@@ -2,19 +2,19 @@ import Foundation
 
 /// 64-byte aligned, contiguous `Float` storage. Weights are written once while loading and then only read,
 /// so one buffer can be shared by every stream and thread; per-stream scratch buffers are owned by one stream.
-public final class FloatStorage: @unchecked Sendable {
-    public let count: Int
-    public let pointer: UnsafeMutablePointer<Float>
+package final class FloatStorage: @unchecked Sendable {
+    package let count: Int
+    package let pointer: UnsafeMutablePointer<Float>
 
     /// Zero-filled storage of `count` floats.
-    public convenience init(count: Int) {
+    package convenience init(count: Int) {
         self.init(uninitializedCount: count)
         memset(pointer, 0, max(count, 1) * MemoryLayout<Float>.stride)
     }
 
     /// Storage of `count` floats whose contents the caller writes in full before reading. Buffers of 4 MB and more
     /// are 2 MB-aligned and offered to transparent huge pages: a model's weights then fault in 512× fewer pages.
-    public init(uninitializedCount count: Int) {
+    package init(uninitializedCount count: Int) {
         self.count = count
         var raw: UnsafeMutableRawPointer?
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
@@ -30,28 +30,28 @@ public final class FloatStorage: @unchecked Sendable {
 
     deinit { free(pointer) }
 
-    public var buffer: UnsafeMutableBufferPointer<Float> {
+    package var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)
     }
 }
 
 /// A dense row-major float tensor: a shape over shared aligned storage.
-public struct Tensor: @unchecked Sendable {
-    public let shape: [Int]
-    public let storage: FloatStorage
+package struct Tensor: @unchecked Sendable {
+    package let shape: [Int]
+    package let storage: FloatStorage
 
-    public init(zeros shape: [Int]) {
+    package init(zeros shape: [Int]) {
         self.shape = shape
         self.storage = FloatStorage(count: shape.reduce(1, *))
     }
 
     /// A tensor whose every element the caller writes before reading any.
-    public init(uninitialized shape: [Int]) {
+    package init(uninitialized shape: [Int]) {
         self.shape = shape
         self.storage = FloatStorage(uninitializedCount: shape.reduce(1, *))
     }
 
-    public init(shape: [Int], values: [Float]) {
+    package init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
         self.init(zeros: shape)
         values.withUnsafeBufferPointer { src in
@@ -60,7 +60,7 @@ public struct Tensor: @unchecked Sendable {
     }
 
     /// Reinterprets the same storage under another shape with the same element count.
-    public func reshaped(_ newShape: [Int]) -> Tensor {
+    package func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
         return Tensor(shape: newShape, storage: storage)
     }
@@ -70,13 +70,13 @@ public struct Tensor: @unchecked Sendable {
         self.storage = storage
     }
 
-    public var count: Int { shape.reduce(1, *) }
-    public var rank: Int { shape.count }
-    public var data: UnsafeMutablePointer<Float> { storage.pointer }
-    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
-    public var array: [Float] { Array(buffer) }
+    package var count: Int { shape.reduce(1, *) }
+    package var rank: Int { shape.count }
+    package var data: UnsafeMutablePointer<Float> { storage.pointer }
+    package var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    package var array: [Float] { Array(buffer) }
 
-    public subscript(flat index: Int) -> Float {
+    package subscript(flat index: Int) -> Float {
         get { data[index] }
         nonmutating set { data[index] = newValue }
     }

@@ -1,14 +1,14 @@
 /// The CTC head of a CTC export (`decoder_type: ctc`): a 1×1 convolution from encoder frames to class log-probs.
-public struct CTCDescription: Sendable, Equatable {
+package struct CTCDescription: Sendable, Equatable {
     /// Output classes, blank (last) included.
-    public let classes: Int
-    public var blank: Int { classes - 1 }
-    public let encoderDim: Int
-    public let parameterCount: Int
+    package let classes: Int
+    package var blank: Int { classes - 1 }
+    package let encoderDim: Int
+    package let parameterCount: Int
 
-    public static let weightPath = "ctc_decoder.decoder_layers.0.weight"
+    package static let weightPath = "ctc_decoder.decoder_layers.0.weight"
 
-    public init(graph g: ExportedGraph) throws(LoaderError) {
+    package init(graph g: ExportedGraph) throws(LoaderError) {
         guard let weight = g.parameter(Self.weightPath),
               weight.rank == 3, weight.shape[2] == 1 else {
             throw .notFastConformer(g.path, "a CTC export needs \(Self.weightPath) of shape [classes, d_model, 1]")

@@ -1,17 +1,17 @@
 /// The RNN-T prediction network and joint, every number read off the loaded tensors.
-public struct DecoderDescription: Sendable, Equatable {
+package struct DecoderDescription: Sendable, Equatable {
     /// Output classes of the joint, blank included (blank is the last id).
-    public let classes: Int
-    public var blank: Int { classes - 1 }
-    public let predictionHidden: Int
-    public let lstmLayers: Int
-    public let jointHidden: Int
+    package let classes: Int
+    package var blank: Int { classes - 1 }
+    package let predictionHidden: Int
+    package let lstmLayers: Int
+    package let jointHidden: Int
     /// Width of the encoder frames the joint takes.
-    public let encoderDim: Int
-    public let predictionParameters: Int
-    public let jointParameters: Int
+    package let encoderDim: Int
+    package let predictionParameters: Int
+    package let jointParameters: Int
 
-    public init(graph g: ExportedGraph) throws(LoaderError) {
+    package init(graph g: ExportedGraph) throws(LoaderError) {
         let path = g.path
         func fail(_ why: String) -> LoaderError { .notFastConformer(path, why) }
         func param(_ name: String) throws(LoaderError) -> Parameter {

@@ -1,27 +1,27 @@
 /// The FastConformer encoder's architecture, every number read off the loaded tensors.
-public struct EncoderDescription: Sendable, Equatable {
-    public let layers: Int
-    public let dModel: Int
-    public let heads: Int
-    public let headDim: Int
-    public let feedForward: Int
-    public let convKernel: Int
+package struct EncoderDescription: Sendable, Equatable {
+    package let layers: Int
+    package let dModel: Int
+    package let heads: Int
+    package let headDim: Int
+    package let feedForward: Int
+    package let convKernel: Int
     /// Columns of the depthwise-conv time cache (kernel − 1 for a causal conv).
-    public let convCacheSize: Int
-    public let subsamplingChannels: Int
+    package let convCacheSize: Int
+    package let subsamplingChannels: Int
     /// Stride-2 stages of the subsampling stem; the frame rate drops by 2^stages.
-    public let subsamplingStages: Int
-    public let melFeatures: Int
+    package let subsamplingStages: Int
+    package let melFeatures: Int
     /// Frequency bins left after subsampling (the stem's flatten is channels × this).
-    public let subsampledFeatures: Int
+    package let subsampledFeatures: Int
     /// Rows of the relative positional table (2·max_len − 1).
-    public let positionalRows: Int
-    public let layerNormEpsilon: Float
-    public let preEncodeParameters: Int
-    public let layerParameters: Int
-    public let parameterCount: Int
+    package let positionalRows: Int
+    package let layerNormEpsilon: Float
+    package let preEncodeParameters: Int
+    package let layerParameters: Int
+    package let parameterCount: Int
 
-    public var subsamplingFactor: Int { 1 << subsamplingStages }
+    package var subsamplingFactor: Int { 1 << subsamplingStages }
 
     /// Module names every layer has, as in NeMo's ConformerLayer.
     static let layerModules: [(name: String, bias: Bool)] = [
@@ -34,7 +34,7 @@ public struct EncoderDescription: Sendable, Equatable {
         ("norm_out", true),
     ]
 
-    public init(graph g: ExportedGraph, prefix: String = "") throws(LoaderError) {
+    package init(graph g: ExportedGraph, prefix: String = "") throws(LoaderError) {
         let path = g.path
         func fail(_ why: String) -> LoaderError { .notFastConformer(path, why) }
         func param(_ name: String) throws(LoaderError) -> Parameter {

@@ -1,9 +1,9 @@
-import Tensor
+import STTTensor
 
 /// One exported ONNX graph reduced to what the engine needs: every parameter under its PyTorch module path,
 /// the positional table, the graph's inputs and outputs, and a few facts the graph states about itself.
-public struct ExportedGraph: @unchecked Sendable {
-    public enum Kind: Sendable, Equatable, CustomStringConvertible {
+package struct ExportedGraph: @unchecked Sendable {
+    package enum Kind: Sendable, Equatable, CustomStringConvertible {
         /// Cache-aware encoder (`audio_signal`, `length`, three cache inputs).
         case encoder
         /// Encoder exported without cache support.
@@ -13,7 +13,7 @@ public struct ExportedGraph: @unchecked Sendable {
         /// RNN-T prediction network and joint.
         case decoderJoint
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .encoder: "a cache-aware encoder export"
             case .encoderWithoutCache: "an encoder export without cache support"
@@ -23,44 +23,44 @@ public struct ExportedGraph: @unchecked Sendable {
         }
     }
 
-    public let path: String
-    public let kind: Kind
-    public let opset: Int64?
-    public let producer: String
-    public let inputs: [ONNXValueInfo]
-    public let outputs: [ONNXValueInfo]
+    package let path: String
+    package let kind: Kind
+    package let opset: Int64?
+    package let producer: String
+    package let inputs: [ONNXValueInfo]
+    package let outputs: [ONNXValueInfo]
     /// Parameters by module path.
-    public let parameters: [String: Parameter]
+    package let parameters: [String: Parameter]
     /// Initializers that are not parameters (shape constants and folded scalars).
-    public let graphConstants: [String]
+    package let graphConstants: [String]
     /// Shape of the relative positional table ([1, 2·max_len − 1, d_model], rows for distances max_len−1 …
     /// −(max_len−1)), which the exporter stores in a `Constant` node; `loadPositionalTable()` reads it.
-    public let positionalTableShape: [Int]?
+    package let positionalTableShape: [Int]?
     private let positionalConstant: ONNXTensor?
     private let file: ONNXFile
     /// LayerNorm epsilon as the graph states it (the `epsilon` attribute, or the constant added before the square
     /// root where LayerNorm is decomposed below opset 17).
-    public let layerNormEpsilon: Float?
+    package let layerNormEpsilon: Float?
     /// The attention context [left, right] (frames) the export was made with, read from its chunked-limited mask:
     /// the chunk size R+1 divides a Range of frame indices, and the chunk-distance limit is left/(R+1).
-    public let exportAttContext: [Int]?
+    package let exportAttContext: [Int]?
     /// Bytes of float32 parameter data (and the positional table) in the file, counting shared tensors once.
-    public let weightBytes: Int
+    package let weightBytes: Int
 
-    public var parameterPaths: [String] { parameters.keys.sorted() }
-    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
+    package var parameterPaths: [String] { parameters.keys.sorted() }
+    package var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
 
-    public func loadPositionalTable() throws(LoaderError) -> Tensor? {
+    package func loadPositionalTable() throws(LoaderError) -> Tensor? {
         guard let positionalConstant else { return nil }
         return try file.floatTensor(positionalConstant)
     }
 
-    public func parameter(_ path: String) -> Parameter? { parameters[path] }
+    package func parameter(_ path: String) -> Parameter? { parameters[path] }
 
-    public func input(_ name: String) -> ONNXValueInfo? { inputs.first { $0.name == name } }
-    public func output(_ name: String) -> ONNXValueInfo? { outputs.first { $0.name == name } }
+    package func input(_ name: String) -> ONNXValueInfo? { inputs.first { $0.name == name } }
+    package func output(_ name: String) -> ONNXValueInfo? { outputs.first { $0.name == name } }
 
-    public init(path: String) throws(LoaderError) {
+    package init(path: String) throws(LoaderError) {
         let file = try ONNXFile(path: path)
         let graph = file.graph
         self.path = path

@@ -1,16 +1,16 @@
 import Foundation
 
 /// The optional `model.json` our exporter writes beside the ONNX files: what the weights cannot tell.
-public struct ModelMetadata: Codable, Sendable, Equatable {
+package struct ModelMetadata: Codable, Sendable, Equatable {
     /// Trained look-ahead settings as [left, right] in encoder frames.
-    public var attContextSizes: [[Int]]?
+    package var attContextSizes: [[Int]]?
     /// The [left, right] the encoder export was made with.
-    public var exportAttContext: [Int]?
-    public var cacheSupport: Bool?
-    public var decoderType: String?
-    public var maxSymbols: Int?
-    public var sampleRate: Int?
-    public var opset: Int?
+    package var exportAttContext: [Int]?
+    package var cacheSupport: Bool?
+    package var decoderType: String?
+    package var maxSymbols: Int?
+    package var sampleRate: Int?
+    package var opset: Int?
 
     enum CodingKeys: String, CodingKey {
         case attContextSizes = "att_context_sizes", exportAttContext = "export_att_context"
@@ -18,9 +18,9 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
         case sampleRate = "sample_rate", opset
     }
 
-    public init() {}
+    package init() {}
 
-    public static func read(_ path: String) throws(LoaderError) -> ModelMetadata {
+    package static func read(_ path: String) throws(LoaderError) -> ModelMetadata {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
         do {
             return try JSONDecoder().decode(ModelMetadata.self, from: data)
@@ -32,14 +32,14 @@ public struct ModelMetadata: Codable, Sendable, Equatable {
 
 /// Locates the files of a model folder: `encoder-NAME.onnx` (or `encoder.onnx`), `decoder_joint-NAME.onnx`,
 /// or a single CTC graph, plus `tokens.txt` and `model.json` when present.
-public struct ModelFolder: Sendable, Equatable {
-    public let directory: String
-    public let encoder: String
-    public let decoderJoint: String?
-    public let tokens: String?
-    public let metadata: String?
+package struct ModelFolder: Sendable, Equatable {
+    package let directory: String
+    package let encoder: String
+    package let decoderJoint: String?
+    package let tokens: String?
+    package let metadata: String?
 
-    public init(_ path: String) throws(LoaderError) {
+    package init(_ path: String) throws(LoaderError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw .fileNotFound(path)
@@ -73,8 +73,8 @@ public struct ModelFolder: Sendable, Equatable {
 }
 
 /// Reads `tokens.txt`: one `piece id` per line in id order (the blank, last, included).
-public enum TokenTable {
-    public static func read(_ path: String) throws(LoaderError) -> [String] {
+package enum TokenTable {
+    package static func read(_ path: String) throws(LoaderError) -> [String] {
         guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
         guard let text = String(data: data, encoding: .utf8) else { throw .badMetadata(path, "tokens.txt is not UTF-8") }
         var pieces: [String] = []
@@ -95,18 +95,18 @@ public enum TokenTable {
 
 /// A model folder loaded and checked: the encoder (or CTC graph), the decoder_joint when present, and whether the
 /// two fit each other.
-public struct LoadedModel: Sendable {
-    public let folder: ModelFolder
-    public let encoder: ExportedGraph
-    public let encoderDescription: EncoderDescription
-    public let decoder: ExportedGraph?
-    public let decoderDescription: DecoderDescription?
+package struct LoadedModel: Sendable {
+    package let folder: ModelFolder
+    package let encoder: ExportedGraph
+    package let encoderDescription: EncoderDescription
+    package let decoder: ExportedGraph?
+    package let decoderDescription: DecoderDescription?
     /// The CTC head, for a CTC export.
-    public let ctcDescription: CTCDescription?
-    public let metadata: ModelMetadata?
-    public let tokens: [String]?
+    package let ctcDescription: CTCDescription?
+    package let metadata: ModelMetadata?
+    package let tokens: [String]?
 
-    public init(folder path: String) throws(LoaderError) {
+    package init(folder path: String) throws(LoaderError) {
         let folder = try ModelFolder(path)
         self.folder = folder
         metadata = try folder.metadata.map { path throws(LoaderError) in try ModelMetadata.read(path) }

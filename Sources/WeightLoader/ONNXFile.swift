@@ -1,13 +1,13 @@
-import Tensor
+import STTTensor
 
 /// One decoded ONNX file: header, graph, and the file it came from (kept open to copy payloads on demand).
-public final class ONNXFile: @unchecked Sendable {
-    public let path: String
-    public let header: ONNXModelHeader
-    public let graph: ONNXGraph
+package final class ONNXFile: @unchecked Sendable {
+    package let path: String
+    package let header: ONNXModelHeader
+    package let graph: ONNXGraph
     let file: MappedFile
 
-    public init(path: String) throws(LoaderError) {
+    package init(path: String) throws(LoaderError) {
         self.path = path
         file = try MappedFile(path: path)
         guard file.size > 0 else { throw .emptyFile(path) }
@@ -41,13 +41,13 @@ public final class ONNXFile: @unchecked Sendable {
         }
     }
 
-    public var opset: Int64? { header.opset }
+    package var opset: Int64? { header.opset }
 
     /// Drops the pages that decoding the framing mapped in; payloads are copied with pread afterwards.
     func releaseMappedPages() { file.releasePages() }
 
     /// Checks that a tensor is float32 and holds exactly the bytes its shape needs, without reading its values.
-    public func validateFloatTensor(_ tensor: ONNXTensor) throws(LoaderError) {
+    package func validateFloatTensor(_ tensor: ONNXTensor) throws(LoaderError) {
         guard let type = tensor.dataType, type == .float else {
             let name = tensor.dataType?.description ?? "data type \(tensor.rawDataType)"
             throw .unsupportedTensorType(path, tensor: tensor.name, type: name)
@@ -78,7 +78,7 @@ public final class ONNXFile: @unchecked Sendable {
     }
 
     /// Copies a float32 tensor's values out of the file into aligned storage.
-    public func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
+    package func floatTensor(_ tensor: ONNXTensor, shape: [Int]? = nil) throws(LoaderError) -> Tensor {
         try validateFloatTensor(tensor)
         let result = Tensor(zeros: shape ?? tensor.dims)
         switch tensor.payload {
@@ -99,7 +99,7 @@ public final class ONNXFile: @unchecked Sendable {
 
     /// Runs `body` on a float32 tensor's raw little-endian bytes in the mapped file (any alignment); false when the
     /// values are not stored as raw_data.
-    public func withRawFloatBytes(_ tensor: ONNXTensor, _ body: (UnsafeRawPointer) throws -> Void) throws -> Bool {
+    package func withRawFloatBytes(_ tensor: ONNXTensor, _ body: (UnsafeRawPointer) throws -> Void) throws -> Bool {
         guard case .raw(let range) = tensor.payload, tensor.dataType == .float,
               range.count == tensor.elementCount * 4 else { return false }
         try file.withMappedBytes(range, body)
@@ -107,7 +107,7 @@ public final class ONNXFile: @unchecked Sendable {
     }
 
     /// The values of a small integer tensor (shapes, indices, scalars in Constant nodes).
-    public func integerValues(_ tensor: ONNXTensor) -> [Int64]? {
+    package func integerValues(_ tensor: ONNXTensor) -> [Int64]? {
         switch tensor.payload {
         case .integers(let values): return values
         case .raw(let range):
@@ -127,7 +127,7 @@ public final class ONNXFile: @unchecked Sendable {
     }
 
     /// The values of a small float tensor without allocating aligned storage (scalars in Constant nodes).
-    public func floatValues(_ tensor: ONNXTensor) -> [Float]? {
+    package func floatValues(_ tensor: ONNXTensor) -> [Float]? {
         guard tensor.dataType == .float else { return nil }
         switch tensor.payload {
         case .raw(let range):

@@ -1,11 +1,11 @@
 /// The parts of an ONNX model a weight loader needs, decoded from the protobuf wire format without copying
 /// tensor payloads (field numbers from onnx.proto).
-public enum ONNXDataType: Int32, Sendable, CustomStringConvertible {
+package enum ONNXDataType: Int32, Sendable, CustomStringConvertible {
     case undefined = 0, float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7, string = 8,
          bool = 9, float16 = 10, double = 11, uint32 = 12, uint64 = 13, complex64 = 14, complex128 = 15,
          bfloat16 = 16
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .undefined: "undefined"
         case .float: "float32"
@@ -41,59 +41,59 @@ enum TensorPayload: Sendable {
     case empty
 }
 
-public struct ONNXTensor: Sendable {
-    public var name: String = ""
-    public var dims: [Int] = []
-    public var rawDataType: Int32 = 0
+package struct ONNXTensor: Sendable {
+    package var name: String = ""
+    package var dims: [Int] = []
+    package var rawDataType: Int32 = 0
     var payload: TensorPayload = .empty
     var floatRanges: [Range<Int>] = []
     var integers: [Int64] = []
 
-    public var dataType: ONNXDataType? { ONNXDataType(rawValue: rawDataType) }
-    public var elementCount: Int { dims.reduce(1, *) }
+    package var dataType: ONNXDataType? { ONNXDataType(rawValue: rawDataType) }
+    package var elementCount: Int { dims.reduce(1, *) }
 }
 
-public struct ONNXAttribute {
-    public var name = ""
-    public var int: Int64?
-    public var float: Float?
-    public var ints: [Int64] = []
-    public var string: String?
-    public var tensor: ONNXTensor?
+package struct ONNXAttribute {
+    package var name = ""
+    package var int: Int64?
+    package var float: Float?
+    package var ints: [Int64] = []
+    package var string: String?
+    package var tensor: ONNXTensor?
 }
 
-public struct ONNXNode {
-    public var name = ""
-    public var opType = ""
-    public var inputs: [String] = []
-    public var outputs: [String] = []
-    public var attributes: [ONNXAttribute] = []
+package struct ONNXNode {
+    package var name = ""
+    package var opType = ""
+    package var inputs: [String] = []
+    package var outputs: [String] = []
+    package var attributes: [ONNXAttribute] = []
 
-    public func attribute(_ name: String) -> ONNXAttribute? { attributes.first { $0.name == name } }
+    package func attribute(_ name: String) -> ONNXAttribute? { attributes.first { $0.name == name } }
 }
 
 /// A graph input or output: element type and dimensions (nil where the dimension is symbolic).
-public struct ONNXValueInfo {
-    public var name = ""
-    public var elementType: Int32 = 0
-    public var dims: [Int?] = []
-    public var dimNames: [String?] = []
+package struct ONNXValueInfo {
+    package var name = ""
+    package var elementType: Int32 = 0
+    package var dims: [Int?] = []
+    package var dimNames: [String?] = []
 }
 
-public struct ONNXGraph {
-    public var nodes: [ONNXNode] = []
-    public var initializers: [ONNXTensor] = []
-    public var inputs: [ONNXValueInfo] = []
-    public var outputs: [ONNXValueInfo] = []
+package struct ONNXGraph {
+    package var nodes: [ONNXNode] = []
+    package var initializers: [ONNXTensor] = []
+    package var inputs: [ONNXValueInfo] = []
+    package var outputs: [ONNXValueInfo] = []
 }
 
-public struct ONNXModelHeader {
-    public var irVersion: Int64?
-    public var producerName = ""
-    public var producerVersion = ""
-    public var opsets: [(domain: String, version: Int64)] = []
+package struct ONNXModelHeader {
+    package var irVersion: Int64?
+    package var producerName = ""
+    package var producerVersion = ""
+    package var opsets: [(domain: String, version: Int64)] = []
     /// The default-domain opset ("" or "ai.onnx").
-    public var opset: Int64? { opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version }
+    package var opset: Int64? { opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version }
 }
 
 /// Decoding of the ONNX messages. Each function reads one message from a reader positioned over its bytes.

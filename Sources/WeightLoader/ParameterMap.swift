@@ -1,7 +1,7 @@
-import Tensor
+import STTTensor
 
 /// How a parameter's values are laid out relative to the PyTorch module it comes from.
-public enum ParameterLayout: Sendable, Equatable {
+package enum ParameterLayout: Sendable, Equatable {
     /// Exactly as the PyTorch parameter (Conv weights [out, in, k], biases, LayerNorm, embeddings, LSTM in
     /// PyTorch gate order i, f, g, o).
     case torch
@@ -11,26 +11,26 @@ public enum ParameterLayout: Sendable, Equatable {
 
 /// One parameter of the exported network. Its values stay in the file until `load()` copies them out, so a model can
 /// be described without reading its weights, and built weight by weight without holding two copies.
-public struct Parameter: Sendable {
+package struct Parameter: Sendable {
     /// The PyTorch module path, e.g. `layers.3.self_attn.linear_q.weight`.
-    public let path: String
+    package let path: String
     /// The shape of the loaded tensor (as stored, after LSTM gate reordering).
-    public let shape: [Int]
-    public let layout: ParameterLayout
+    package let shape: [Int]
+    package let layout: ParameterLayout
     /// The initializer (or Constant) in the file that holds the values.
-    public let source: String
+    package let source: String
     let read: @Sendable () throws(LoaderError) -> Tensor
     let visitRaw: @Sendable ((UnsafeRawPointer) -> Void) -> Bool
 
-    public var count: Int { shape.reduce(1, *) }
-    public var rank: Int { shape.count }
+    package var count: Int { shape.reduce(1, *) }
+    package var rank: Int { shape.count }
 
     /// Copies the values out of the file into new aligned storage.
-    public func load() throws(LoaderError) -> Tensor { try read() }
+    package func load() throws(LoaderError) -> Tensor { try read() }
 
     /// Runs `body` on the values as stored in the file (little-endian float32 bytes, any alignment, in `shape`
     /// order) without copying them, when they are stored that way; returns false otherwise (then use `load()`).
-    public func withStoredValues(_ body: (UnsafeRawPointer) -> Void) -> Bool {
+    package func withStoredValues(_ body: (UnsafeRawPointer) -> Void) -> Bool {
         withoutActuallyEscaping(body) { visitRaw($0) }
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import WeightLoader
+import STTWeightLoader
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import WeightLoader
+import STTWeightLoader
 
 @main
 struct STT: ParsableCommand {
@@ -8,7 +8,7 @@ struct STT: ParsableCommand {
         commandName: "stt",
         abstract: "Speech to text with NeMo cache-aware streaming FastConformer models, natively.",
         discussion: "Exit status: 0 success, 1 error (a one-line message on stderr), 2 usage error.",
-        subcommands: [Transcribe.self, Stream.self, Info.self, Bench.self, ParitySteps.self])
+        subcommands: [Transcribe.self, Stream.self, Info.self])
 
     /// Usage errors exit 2 (ArgumentParser's default is 64); every other failure exits 1 with one line.
     static func main() {
@@ -51,11 +51,4 @@ extension Int {
         }
         return self < 0 ? "-" + out : out
     }
-}
-
-/// The encoder file of a model folder, or the path itself when it is a file.
-func encoderFile(_ path: String) throws -> String {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
-    do { return try ModelFolder(path).encoder } catch { throw CommandFailure(error) }
 }

@@ -1,10 +1,10 @@
 import ArgumentParser
-import Audio
-import Conformer
+import STTAudio
+import STTConformer
 import Foundation
-import RNNT
-import Tensor
-import WeightLoader
+import STTKit
+import STTTensor
+import STTWeightLoader
 
 /// Look-ahead in milliseconds, as the model card states them.
 enum Lookahead: Int, ExpressibleByArgument, CaseIterable {

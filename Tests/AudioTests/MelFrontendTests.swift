@@ -1,8 +1,8 @@
 import Foundation
-import Tensor
-import TestFixtures
+import STTTensor
+import STTTestFixtures
 import Testing
-@testable import Audio
+@testable import STTAudio
 
 /// The fixture recordings as NeMo was given them: int16 PCM / 32768.
 func recording(_ size: String, _ name: String) throws -> [Float] {

@@ -1,9 +1,9 @@
 import Foundation
-import TestFixtures
+import STTTestFixtures
 import Testing
-import Tensor
-import WeightLoader
-@testable import Conformer
+import STTTensor
+import STTWeightLoader
+@testable import STTConformer
 
 /// Mel window [start, end) of a feature-major [features, frames] array as time-major rows; frames outside the
 /// array are zero (the export convention's leading zero frames).

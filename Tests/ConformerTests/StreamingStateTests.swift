@@ -1,9 +1,9 @@
 import Foundation
-import MallocCounter
-import TestFixtures
+import STTMallocCounter
+import STTTestFixtures
 import Testing
-import Tensor
-@testable import Conformer
+import STTTensor
+@testable import STTConformer
 
 @Suite struct StreamingStateTests {
     /// Buffers are sized when the stream opens: after its first step a stream does not touch the heap.

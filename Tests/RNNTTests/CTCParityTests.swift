@@ -1,10 +1,10 @@
 import Foundation
-import Tensor
-import TestFixtures
+import STTTensor
+import STTTestFixtures
 import Testing
-import WeightLoader
-@testable import Conformer
-@testable import RNNT
+import STTWeightLoader
+@testable import STTConformer
+@testable import STTKit
 
 @Suite struct CTCParityTests {
     /// Encoder + CTC head of a CTC export against ONNX Runtime's `logprobs` over 40 export-convention calls.

@@ -1,10 +1,10 @@
 import Foundation
-import Tensor
-import TestFixtures
+import STTTensor
+import STTTestFixtures
 import Testing
-import WeightLoader
-@testable import Conformer
-@testable import RNNT
+import STTWeightLoader
+@testable import STTConformer
+@testable import STTKit
 
 func loadDecoder(_ folder: String) throws -> RNNTDecoder {
     try RNNTDecoder(graph: ExportedGraph(path: Fixtures.file(folder, prefix: "decoder_joint")))

@@ -1,9 +1,9 @@
 import Foundation
-import Tensor
-import TestFixtures
+import STTTensor
+import STTTestFixtures
 import Testing
-import Conformer
-@testable import RNNT
+import STTConformer
+@testable import STTKit
 
 /// NeMo's transcriptions of the small fixture's recordings (models/small/ref/manifest.json, computed by NeMo).
 struct NeMoTranscriptions: Decodable {

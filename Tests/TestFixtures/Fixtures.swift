@@ -1,17 +1,17 @@
 import Foundation
-import Tensor
+import STTTensor
 
 /// The committed fixture models under models/ and their references (written by models/make_fixtures.py and
 /// models/param_reference.py).
-public enum Fixtures {
-    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+package enum Fixtures {
+    package static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
-    public static let models = repository.appendingPathComponent("models")
+    package static let models = repository.appendingPathComponent("models")
 
-    public static func folder(_ name: String) -> String { models.appendingPathComponent(name).path }
+    package static func folder(_ name: String) -> String { models.appendingPathComponent(name).path }
 
     /// The first .onnx in a folder whose name starts with `prefix` ("encoder", "decoder_joint", "ctc").
-    public static func file(_ folderName: String, prefix: String) -> String {
+    package static func file(_ folderName: String, prefix: String) -> String {
         let dir = folder(folderName)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         let name = names.sorted().first { $0.hasPrefix(prefix) && $0.hasSuffix(".onnx") } ?? "\(prefix)-missing.onnx"
@@ -19,22 +19,22 @@ public enum Fixtures {
     }
 
     /// The encoder of a folder (or its CTC graph).
-    public static func encoderFile(_ folderName: String) -> String {
+    package static func encoderFile(_ folderName: String) -> String {
         let encoder = file(folderName, prefix: "encoder")
         return FileManager.default.fileExists(atPath: encoder) ? encoder : file(folderName, prefix: "ctc")
     }
 
-    public static func ref(_ size: String, _ name: String) throws -> NPYArray {
+    package static func ref(_ size: String, _ name: String) throws -> NPYArray {
         try NPYArray(contentsOf: models.appendingPathComponent("\(size)/ref/\(name).npy"))
     }
 
-    public static func exists(_ size: String, _ name: String) -> Bool {
+    package static func exists(_ size: String, _ name: String) -> Bool {
         FileManager.default.fileExists(atPath: models.appendingPathComponent("\(size)/ref/\(name).npy").path)
     }
 
-    public static var largeAvailable: Bool { FileManager.default.fileExists(atPath: folder("large/la13")) }
+    package static var largeAvailable: Bool { FileManager.default.fileExists(atPath: folder("large/la13")) }
 
-    public static func temporaryDirectory() throws -> String {
+    package static func temporaryDirectory() throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("stt-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         return dir.path
@@ -42,37 +42,37 @@ public enum Fixtures {
 
     /// PyTorch's view of a fixture's parameters (ref/params.json): for each module path, the shape and statistics of
     /// the values in PyTorch layout.
-    public struct ParameterStats: Decodable, Sendable {
-        public let shape: [Int]
-        public let sum: Double
-        public let sumSquares: Double
+    package struct ParameterStats: Decodable, Sendable {
+        package let shape: [Int]
+        package let sum: Double
+        package let sumSquares: Double
         /// (flat index in PyTorch layout, value) pairs.
-        public let samples: [[Double]]
+        package let samples: [[Double]]
 
         enum CodingKeys: String, CodingKey { case shape, sum, sumSquares = "sum_squares", samples }
     }
 
-    public static func parameterStats(_ size: String) throws -> [String: ParameterStats] {
+    package static func parameterStats(_ size: String) throws -> [String: ParameterStats] {
         let url = models.appendingPathComponent("\(size)/ref/params.json")
         return try JSONDecoder().decode([String: ParameterStats].self, from: Data(contentsOf: url))
     }
 }
 
 /// Largest |a − b| and the tolerance 1e-4 · max(1, max|b|) it is held to.
-public struct Deviation: CustomStringConvertible, Sendable {
-    public var worst: Float = 0
-    public var scale: Float = 1
-    public var relative: Float { worst / scale }
-    public var tolerance: Float { 1e-4 * scale }
+package struct Deviation: CustomStringConvertible, Sendable {
+    package var worst: Float = 0
+    package var scale: Float = 1
+    package var relative: Float { worst / scale }
+    package var tolerance: Float { 1e-4 * scale }
 
-    public init() {}
+    package init() {}
 
-    public mutating func compare(_ a: UnsafePointer<Float>, _ b: [Float], offset: Int = 0, count: Int) {
+    package mutating func compare(_ a: UnsafePointer<Float>, _ b: [Float], offset: Int = 0, count: Int) {
         for i in 0..<count {
             worst = max(worst, abs(a[i] - b[offset + i]))
             scale = max(scale, abs(b[offset + i]))
         }
     }
 
-    public var description: String { String(format: "max |Δ| %.3g (tolerance %.3g)", worst, tolerance) }
+    package var description: String { String(format: "max |Δ| %.3g (tolerance %.3g)", worst, tolerance) }
 }

@@ -1,7 +1,7 @@
 import Foundation
-import TestFixtures
+import STTTestFixtures
 import Testing
-@testable import WeightLoader
+@testable import STTWeightLoader
 
 /// Bad files and bad folders give typed errors with one-line messages, never a crash.
 @Suite struct MalformedInputTests {

@@ -1,8 +1,8 @@
 import ArgumentParser
-import Conformer
+import STTConformer
 import Foundation
-import Tensor
-import WeightLoader
+import STTTensor
+import STTWeightLoader
 
 /// The engine's half of scripts/parity: cuts export-convention windows from a log-mel stream, runs them through the
 /// engine with carried caches, and writes windows, outputs and caches as .npy for ONNX Runtime to be compared with.

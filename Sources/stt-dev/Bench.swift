@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import WeightLoader
-import RNNT
-import Conformer
-import Tensor
+import STTWeightLoader
+import STTKit
+import STTConformer
+import STTTensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -105,7 +105,8 @@ struct BenchLong: ParsableCommand {
         commandName: "long",
         abstract: "Stream a long generated input (a recording repeated) through one stream; print RSS over time and the real-time factor.")
 
-    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "A model folder.")
+    var model: String
 
     @Option(help: "Minutes of audio to stream.")
     var minutes: Int = 60
@@ -114,10 +115,12 @@ struct BenchLong: ParsableCommand {
     var audio: String = "samples/green-apples.wav"
 
     func run() throws {
-        let (model, options) = try modelOptions.load()
-        let (clip, _) = try readAudio(audio)
+        let speech: SpeechModel
+        let wav: WAVFile
+        do { speech = try SpeechModel(folder: model); wav = try WAVFile(path: audio) } catch { throw CommandFailure(error) }
+        let clip = Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
         let cycle = clip + [Float](repeating: 0, count: 16_000)
-        let stream = try TranscriptionStream(model: model, options: options)
+        let stream = try TranscriptionStream(model: speech)
         let total = minutes * 60 * 16_000
         let block = 1_600   // 100 ms, as a live source delivers
         var pushed = 0, position = 0, tokens = 0

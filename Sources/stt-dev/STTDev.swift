@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+import STTWeightLoader
+
+/// Development tools: the measurements behind scripts/bench and the engine's half of scripts/parity. Not installed
+/// with the product; `stt` itself only has user commands.
+@main
+struct STTDev: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stt-dev",
+        abstract: "Development tools behind scripts/bench and scripts/parity.",
+        subcommands: [Bench.self, ParitySteps.self])
+}
+
+/// A failure reported as one line.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+    init(_ error: any Error) { description = "\(error)" }
+}
+
+/// The encoder file of a model folder, or the path itself when it is a file.
+func encoderFile(_ path: String) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else { return path }
+    do { return try ModelFolder(path).encoder } catch { throw CommandFailure(error) }
+}
