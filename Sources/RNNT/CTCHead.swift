@@ -20,16 +20,14 @@ package struct CTCHead: Sendable {
     }
 
     /// Class scores of one encoder frame (before log-softmax), `classes` floats.
-    func logits(_ frame: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) {
+    package func logits(_ frame: UnsafePointer<Float>, into logits: UnsafeMutablePointer<Float>) {
         logits.update(from: bias.data, count: classes)
         Kernels.gemm(m: 1, x: frame, ldx: weight.rows, weight, y: logits, ldy: classes, accumulate: true)
     }
 
-    /// The most likely class of one encoder frame; `logits` holds `classes` floats.
-    func argmax(_ frame: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) -> Int {
+    /// The most likely class of one encoder frame and its log-probability; `logits` holds `classes` floats.
+    func best(_ frame: UnsafePointer<Float>, logits: UnsafeMutablePointer<Float>) -> (index: Int, logProbability: Float) {
         self.logits(frame, into: logits)
-        var best = 0
-        for k in 1..<classes where logits[k] > logits[best] { best = k }
-        return best
+        return bestClass(logits, count: classes)
     }
 }

@@ -1,10 +1,23 @@
+import Foundation
 import STTTensor
 import STTWeightLoader
 
-/// A token with the encoder frame it was emitted on.
-package struct Token: Sendable, Equatable {
+/// A decoded token: its id, the encoder frame it was emitted on, and the log-probability of that choice.
+package struct Emission: Sendable, Equatable {
     package let id: Int
     package let frame: Int
+    package let logProbability: Float
+}
+
+/// The largest of `count` scores and its log-softmax value: the log-probability of choosing it.
+@inline(__always)
+func bestClass(_ scores: UnsafePointer<Float>, count: Int) -> (index: Int, logProbability: Float) {
+    var best = 0
+    for k in 1..<count where scores[k] > scores[best] { best = k }
+    var sum: Float = 0
+    let top = scores[best]
+    for k in 0..<count { sum += expf(scores[k] - top) }
+    return (best, -logf(sum))
 }
 
 /// The RNN-T prediction network and joint of an export (`decoder_joint-*.onnx`), shared by all streams.
@@ -69,7 +82,7 @@ package final class GreedyState {
     /// NeMo's greedy RNN-T over encoder frames [n, d]: per frame, up to `maxSymbols` joint evaluations; argmax;
     /// blank moves to the next frame, anything else is emitted and advances the prediction network.
     package func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
-                       maxSymbols: Int = 10, emit: (Token) -> Void) {
+                       maxSymbols: Int = 10, emit: (Emission) -> Void) {
         let joint = decoder.joint, top = decoder.prediction.layers.count - 1
         for t in 0..<n {
             joint.projectEncoder(encoded + t * width, into: f)
@@ -81,10 +94,9 @@ package final class GreedyState {
                     predictionReady = true
                 }
                 joint.logits(f: f, g: g, sum: sum, into: logits)
-                var best = 0
-                for k in 1..<decoder.description.classes where logits[k] > logits[best] { best = k }
+                let (best, logProbability) = bestClass(logits, count: decoder.description.classes)
                 if best == decoder.blank { break }
-                emit(Token(id: best, frame: frames))
+                emit(Emission(id: best, frame: frames, logProbability: logProbability))
                 prediction.advance()
                 lastToken = best
                 predictionReady = false

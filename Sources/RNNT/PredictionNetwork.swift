@@ -80,8 +80,8 @@ package final class PredictionState {
     private func slot(_ which: Int) -> UnsafeMutablePointer<Float> { storage.data + which * 2 * layers * hidden }
     func h(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(current) + layer * hidden }
     func c(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(current) + (layers + layer) * hidden }
-    func nextH(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(1 - current) + layer * hidden }
-    func nextC(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(1 - current) + (layers + layer) * hidden }
+    package func nextH(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(1 - current) + layer * hidden }
+    package func nextC(_ layer: Int) -> UnsafeMutablePointer<Float> { slot(1 - current) + (layers + layer) * hidden }
 
     /// Makes the candidate state (written by the last `step`) the current one.
     func advance() { current = 1 - current }

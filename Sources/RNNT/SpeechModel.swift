@@ -1,27 +1,74 @@
+import Foundation
 import STTAudio
 import STTConformer
-import Foundation
 import STTTensor
 import STTWeightLoader
 
-/// A model folder loaded once: encoder, RNN-T decoder and/or CTC head, tokens. Immutable and shared by any number of
-/// streams on any threads; each stream owns only its state.
+/// How much audio past a word the model hears before it commits to the word, in milliseconds.
+///
+/// A cache-aware streaming model is trained with a few attention contexts [70, R]: R encoder frames of look-ahead,
+/// 80 ms each for the reference model (0, 80, 480 and 1040 ms). More look-ahead is more accurate and later.
+public struct Lookahead: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The look-ahead in milliseconds.
+    public let milliseconds: Int
+
+    /// A look-ahead of `milliseconds` (a multiple of the model's encoder frame, 80 ms for the reference model).
+    public init(milliseconds: Int) { self.milliseconds = milliseconds }
+
+    /// A look-ahead of `milliseconds`.
+    public static func milliseconds(_ milliseconds: Int) -> Lookahead { Lookahead(milliseconds: milliseconds) }
+
+    /// "480 ms".
+    public var description: String { "\(milliseconds) ms" }
+
+    /// Shorter look-aheads first.
+    public static func < (a: Lookahead, b: Lookahead) -> Bool { a.milliseconds < b.milliseconds }
+}
+
+/// A model folder loaded once: encoder, RNN-T decoder and/or CTC head, tokens.
+///
+/// Immutable and `Sendable`: share one model across any number of streams on any threads; each
+/// ``TranscriptionStream`` owns only its own state.
 public final class SpeechModel: Sendable {
-    public enum Decoder: String, Sendable, CaseIterable { case rnnt, ctc }
+    /// The decoder a stream uses when the folder has both.
+    public enum Decoder: String, Sendable, CaseIterable {
+        /// The RNN-T prediction network and joint (greedy decoding, as NeMo's default).
+        case rnnt
+        /// The CTC head of a hybrid model (greedy decoding).
+        case ctc
+    }
 
     package let folder: ModelFolder
     package let encoder: ConformerEncoder
     package let rnnt: RNNTDecoder?
     package let ctc: CTCHead?
-    package let tokens: [String]
     package let metadata: ModelMetadata?
-    /// The look-ahead (R of [70,R]) the export was made with.
-    public let exportLookahead: Int
-    /// Look-aheads the model was trained with.
-    public let trainedLookaheads: [Int]
-    public let maxSymbols: Int
+    /// The pieces of `tokens.txt` in id order (the blank, last, included).
+    public let tokens: [String]
+    /// Look-aheads the model was trained with (from `model.json`, else the reference model's four), the export's own
+    /// included.
+    public let lookaheads: [Lookahead]
+    /// The look-ahead the encoder was exported with: what a stream uses unless told otherwise.
+    public let defaultLookahead: Lookahead
+    /// The decoders this folder has, RNN-T first.
+    public let decoders: [Decoder]
+    /// Threads each weight product of this model's streams may use, the calling thread included.
+    public let threads: Int
+    /// Milliseconds of audio per encoder frame (80 for the reference model's 8× subsampling of 10 ms mel frames).
+    public let frameMilliseconds: Int
+    package let maxSymbols: Int
+    /// The export's look-ahead in encoder frames.
+    package let exportLookahead: Int
 
-    public init(folder path: String) throws(LoaderError) {
+    /// Loads a model folder: NeMo's export (`encoder-*.onnx` with cache inputs, `decoder_joint-*.onnx` or a CTC
+    /// graph, `tokens.txt`, optional `model.json`).
+    ///
+    /// - Parameters:
+    ///   - folder: the model folder.
+    ///   - threads: threads a weight product may use (1 by default; the calling thread is one of them). The model
+    ///     keeps its own workers; nothing process-wide is changed.
+    /// - Throws: ``LoaderError`` with a one-line message that says what is wrong and how to fix it.
+    public init(folder path: String, threads: Int = 1) throws(LoaderError) {
         let model = try LoadedModel(folder: path)
         folder = model.folder
         metadata = model.metadata
@@ -29,209 +76,87 @@ public final class SpeechModel: Sendable {
             throw .modelFolder(path, "no tokens.txt (lines `piece id`, blank last); models/export_nemo.py writes it")
         }
         self.tokens = tokens
+        let description = model.encoderDescription
+        frameMilliseconds = description.subsamplingFactor * 10
         let contexts = metadata?.attContextSizes ?? [[70, 13], [70, 6], [70, 1], [70, 0]]
-        trainedLookaheads = contexts.compactMap { $0.count == 2 ? $0[1] : nil }
         let left = contexts.first?.first ?? 70
-        exportLookahead = model.encoder.exportAttContext?[1] ?? metadata?.exportAttContext?[1] ?? 13
-        encoder = try ConformerEncoder(graph: model.encoder, leftContext: left,
-                                       maxLookahead: max(trainedLookaheads.max() ?? 13, exportLookahead))
+        exportLookahead = model.encoder.exportAttContext?[1] ?? metadata?.exportAttContext?[1] ?? contexts.first?.last ?? 13
+        var trained = contexts.compactMap { $0.count == 2 ? $0[1] : nil }
+        if !trained.contains(exportLookahead) { trained.append(exportLookahead) }
+        lookaheads = trained.map { Lookahead(milliseconds: $0 * description.subsamplingFactor * 10) }
+        defaultLookahead = Lookahead(milliseconds: exportLookahead * description.subsamplingFactor * 10)
+        self.threads = max(1, threads)
+        encoder = try ConformerEncoder(graph: model.encoder, leftContext: left, maxLookahead: trained.max() ?? 13)
         rnnt = try model.decoder.map { graph throws(LoaderError) in try RNNTDecoder(graph: graph) }
         ctc = model.encoder.kind == .ctc ? try CTCHead(graph: model.encoder) : nil
+        decoders = (rnnt != nil ? [.rnnt] : []) + (ctc != nil ? [.ctc] : [])
         maxSymbols = metadata?.maxSymbols ?? 10
     }
 
-    public var availableDecoders: [Decoder] { (rnnt != nil ? [.rnnt] : []) + (ctc != nil ? [.ctc] : []) }
+    /// Encoder frames of look-ahead for a trained look-ahead, or nil when the model was not trained with it.
+    package func frames(_ lookahead: Lookahead) -> Int? {
+        guard lookaheads.contains(lookahead), lookahead.milliseconds % frameMilliseconds == 0 else { return nil }
+        return lookahead.milliseconds / frameMilliseconds
+    }
 
-    /// Text of token ids: SentencePiece pieces joined, "▁" as a space, trimmed.
-    public func text(_ ids: [Int]) -> String {
-        ids.map { $0 < tokens.count ? tokens[$0] : "" }.joined()
-            .replacingOccurrences(of: "▁", with: " ").trimmingCharacters(in: .whitespaces)
+    /// Text of token ids: pieces joined, "▁" as a space, trimmed.
+    package func text(_ ids: [Int]) -> String {
+        Transcript.text(ofPieces: ids.map { $0 >= 0 && $0 < tokens.count ? tokens[$0] : "" })
+    }
+
+    // MARK: One call
+
+    /// Transcribes a WAV file (PCM 8/16/24/32-bit or float, any channel count and sample rate).
+    ///
+    /// The file is streamed through a ``TranscriptionStream`` a second at a time, so the result equals what a live
+    /// stream with the same options gives.
+    /// - Throws: `WAVFile.Failure` for a file that cannot be read, ``TranscriptionError`` for options the model
+    ///   cannot run or samples that are not finite.
+    public func transcribe(file path: String, options: TranscriptionStream.Options = .init()) throws -> Transcript {
+        let wav = try WAVFile(path: path)
+        return try transcribe(samples: wav.samples, sampleRate: wav.sampleRate, options: options)
+    }
+
+    /// Transcribes mono samples in [−1, 1] at any sample rate.
+    public func transcribe(samples: [Float], sampleRate: Int = 16_000,
+                           options: TranscriptionStream.Options = .init()) throws(TranscriptionError) -> Transcript {
+        let stream = try TranscriptionStream(model: self, options: options)
+        var start = 0
+        let block = max(1, sampleRate)
+        while start < samples.count {
+            let end = min(samples.count, start + block)
+            try samples[start..<end].withUnsafeBufferPointer { buffer throws(TranscriptionError) in
+                _ = try stream.push(buffer, sampleRate: sampleRate)
+            }
+            start = end
+        }
+        stream.finish()
+        return stream.transcript
     }
 }
 
-/// A token with the time it was emitted at (its encoder frame × 80 ms).
-public struct TimedToken: Sendable, Equatable {
-    public let id: Int
-    public let piece: String
-    public let frame: Int
-    public let seconds: Double
-}
+/// Why a stream cannot be opened or fed. Each message is one line.
+public enum TranscriptionError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The model was not trained with this look-ahead.
+    case untrainedLookahead(Lookahead, trained: [Lookahead])
+    /// The model folder has no such decoder.
+    case missingDecoder(SpeechModel.Decoder, available: [SpeechModel.Decoder])
+    /// A sample rate outside 1 Hz … 768 kHz.
+    case unsupportedSampleRate(Int)
+    /// A NaN or infinite sample, this many seconds into the stream.
+    case nonFiniteSample(seconds: Double)
 
-/// One live stream: 16 kHz samples in, tokens out as soon as the look-ahead allows.
-public final class TranscriptionStream {
-    public struct Options: Sendable {
-        /// Right context R of [70, R] in encoder frames (80 ms each): 0, 1, 6 or 13 for the reference model.
-        public var lookahead: Int
-        package var convention: StreamingSchedule.Convention
-        public var decoder: SpeechModel.Decoder
-
-        package init(lookahead: Int = 13, convention: StreamingSchedule.Convention = .native,
-                    decoder: SpeechModel.Decoder = .rnnt) {
-            self.lookahead = lookahead
-            self.convention = convention
-            self.decoder = decoder
+    /// The one-line message.
+    public var description: String {
+        switch self {
+        case .untrainedLookahead(let lookahead, let trained):
+            "look-ahead \(lookahead) is not one the model was trained with (\(trained.sorted().map(\.description).joined(separator: ", ")))"
+        case .missingDecoder(let decoder, let available):
+            "the model folder has no \(decoder.rawValue) decoder (it has: \(available.map(\.rawValue).joined(separator: ", ")))"
+        case .unsupportedSampleRate(let rate):
+            "sample rate \(rate) Hz is not supported (1 Hz … 768 kHz)"
+        case .nonFiniteSample(let seconds):
+            String(format: "the audio has a NaN or infinite sample at %.3f s", seconds)
         }
-    }
-
-    public enum Failure: Error, CustomStringConvertible {
-        case untrainedLookahead(Int, [Int])
-        case missingDecoder(SpeechModel.Decoder, [SpeechModel.Decoder])
-        public var description: String {
-            switch self {
-            case .untrainedLookahead(let r, let trained):
-                "look-ahead \(r * 80) ms is not one the model was trained with (\(trained.map { "\($0 * 80) ms" }.joined(separator: ", ")))"
-            case .missingDecoder(let d, let available):
-                "the model folder has no \(d) decoder (it has: \(available.map(\.rawValue).joined(separator: ", ")))"
-            }
-        }
-    }
-
-    public let model: SpeechModel
-    public let options: Options
-    public private(set) var tokens: [TimedToken] = []
-    public var text: String { model.text(tokens.map(\.id)) }
-
-    private let schedule: StreamingSchedule
-    private let frontend = MelFrontend()
-    private let state: EncoderState
-    private let greedy: GreedyState?
-    private var mel: [Float] = []           // mel frames from melStart on, time-major
-    private var melStart = 0
-    private var melFrames = 0               // frames the frontend has emitted
-    private var step = 0
-    private let window: Tensor
-    private let encoded: Tensor
-    private let ctcLogits: Tensor
-    private var lastCTC: Int
-    private var encoderFrames = 0
-    private var finished = false
-    private let features: Int
-
-    /// Throws when `options` do not fit `model` (a look-ahead it was not trained with, a decoder it lacks).
-    public static func validate(_ options: Options, for model: SpeechModel) throws {
-        guard model.trainedLookaheads.contains(options.lookahead) || options.lookahead == model.exportLookahead else {
-            throw Failure.untrainedLookahead(options.lookahead, model.trainedLookaheads)
-        }
-        guard model.availableDecoders.contains(options.decoder) else {
-            throw Failure.missingDecoder(options.decoder, model.availableDecoders)
-        }
-    }
-
-    package init(model: SpeechModel, options: Options = Options()) throws {
-        try Self.validate(options, for: model)
-        self.model = model
-        self.options = options
-        features = model.encoder.description.melFeatures
-        schedule = StreamingSchedule(lookahead: options.lookahead,
-                                     subsamplingFactor: model.encoder.description.subsamplingFactor,
-                                     convention: options.convention)
-        state = EncoderState(encoder: model.encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
-        greedy = options.decoder == .rnnt ? model.rnnt.map { GreedyState(decoder: $0) } : nil
-        window = Tensor(zeros: [schedule.maxWindow, features])
-        encoded = Tensor(zeros: [schedule.framesPerStep, model.encoder.dModel])
-        ctcLogits = Tensor(zeros: [model.ctc?.classes ?? 1])
-        lastCTC = (model.ctc?.classes ?? 1) - 1
-        mel.reserveCapacity(4 * schedule.maxWindow * features)
-    }
-
-    /// Adds samples (16 kHz mono, [−1, 1]); returns the tokens this made final. After `finish()` samples are ignored
-    /// until `reset()`.
-    @discardableResult
-    public func push(_ samples: [Float]) -> [TimedToken] {
-        guard !finished else { return [] }
-        let before = tokens.count
-        samples.withUnsafeBufferPointer { buffer in
-            frontend.push(buffer) { frame in mel.append(contentsOf: frame); melFrames += 1 }
-        }
-        runSteps(final: false)
-        return Array(tokens[before...])
-    }
-
-    /// Ends the stream: runs the remaining steps (the last window shorter) and returns every token.
-    @discardableResult
-    public func finish() -> [TimedToken] {
-        guard !finished else { return tokens }
-        finished = true
-        frontend.finish { frame in mel.append(contentsOf: frame); melFrames += 1 }
-        runSteps(final: true)
-        return tokens
-    }
-
-    /// Forgets the tokens collected so far (an app that consumes what `push` returns calls this to keep a stream of
-    /// any length in constant memory); decoding continues unchanged.
-    public func clearTokens() { tokens.removeAll(keepingCapacity: true) }
-
-    public func reset() {
-        frontend.reset()
-        state.reset()
-        greedy?.reset(blank: model.rnnt?.blank ?? 0)
-        mel.removeAll(keepingCapacity: true)
-        melStart = 0
-        melFrames = 0
-        step = 0
-        tokens.removeAll()
-        lastCTC = (model.ctc?.classes ?? 1) - 1
-        encoderFrames = 0
-        finished = false
-    }
-
-    /// Steps whose window is complete; at the end, NeMo's rule: the signal has ⌊N/160⌋ valid frames (the last mel
-    /// column is NeMo's zeroed padding), and a final chunk of fewer than `factor` columns is not run.
-    private func runSteps(final: Bool) {
-        let valid = final ? max(0, melFrames - 1) : Int.max
-        while true {
-            let w = schedule.window(step: step)
-            // The first mel column this step adds (NeMo's buffer index).
-            let chunkStart = step == 0 ? 0 : w.end - schedule.hop
-            if final {
-                let columns = min(w.end, melFrames) - chunkStart
-                if chunkStart >= melFrames || columns < (step == 0 ? 1 : schedule.factor) { break }
-            } else if w.end > melFrames {
-                break   // wait until the window is complete
-            }
-            let end = min(w.end, valid)
-            let length = end - w.start
-            if length <= 0 { break }
-            for t in 0..<length {
-                let source = w.start + t
-                let row = window.data + t * features
-                if source < 0 {
-                    row.update(repeating: 0, count: features)
-                } else {
-                    mel.withUnsafeBufferPointer { m in row.update(from: m.baseAddress! + (source - melStart) * features, count: features) }
-                }
-            }
-            let n = model.encoder.step(state, mel: window.data, frames: length, drop: w.drop, output: encoded.data)
-            decode(frames: n)
-            step += 1
-            // Frames before the next window are no longer needed.
-            let drop = min(schedule.window(step: step).start - melStart, mel.count / features)
-            if drop > 2 * schedule.maxWindow {
-                mel.removeFirst(drop * features)
-                melStart += drop
-            }
-        }
-    }
-
-    private func decode(frames n: Int) {
-        let d = model.encoder.dModel
-        if let greedy, let rnnt = model.rnnt {
-            greedy.decode(rnnt, frames: encoded.data, count: n, width: d, maxSymbols: model.maxSymbols) { token in
-                tokens.append(timed(token.id, frame: token.frame))
-            }
-        } else if let ctc = model.ctc {
-            for t in 0..<n {
-                let k = ctc.argmax(encoded.data + t * d, logits: ctcLogits.data)
-                if k != ctc.classes - 1 && k != lastCTC { tokens.append(timed(k, frame: encoderFrames + t)) }
-                lastCTC = k
-            }
-        }
-        encoderFrames += n
-    }
-
-    private func timed(_ id: Int, frame: Int) -> TimedToken {
-        let factor = Double(model.encoder.description.subsamplingFactor)
-        return TimedToken(id: id, piece: id < model.tokens.count ? model.tokens[id] : "", frame: frame,
-                          seconds: Double(frame) * factor * Double(MelFrontend.hop) / Double(MelFrontend.sampleRate))
     }
 }

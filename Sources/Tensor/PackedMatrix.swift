@@ -5,7 +5,7 @@ import CSTTKernels
 package struct PackedMatrix: Sendable {
     package let rows: Int
     package let columns: Int
-    let storage: Tensor
+    package let storage: Tensor
 
     /// Packs a row-major [rows × columns] matrix; `transposed` takes a [columns × rows] one (PyTorch's [out, in]).
     package init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {

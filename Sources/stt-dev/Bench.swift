@@ -129,7 +129,7 @@ struct BenchLong: ParsableCommand {
         var buffer = [Float](repeating: 0, count: block)
         while pushed < total {
             for i in 0..<block { buffer[i] = cycle[position]; position = (position + 1) % cycle.count }
-            tokens += stream.push(buffer).count
+            tokens += try stream.push(buffer).count
             stream.clearTokens()
             pushed += block
             if pushed % (60 * 16_000) == 0 {

@@ -9,8 +9,7 @@ import STTWeightLoader
 struct ParitySteps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parity-steps",
-        abstract: "Run N export-convention encoder steps and write windows, outputs and caches as .npy (used by scripts/parity).",
-        shouldDisplay: false)
+        abstract: "Run N export-convention encoder steps and write windows, outputs and caches as .npy (used by scripts/parity).")
 
     @Argument(help: "An encoder .onnx file (or a model folder).")
     var path: String

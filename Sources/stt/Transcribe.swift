@@ -6,17 +6,9 @@ import STTKit
 import STTTensor
 import STTWeightLoader
 
-/// Look-ahead in milliseconds, as the model card states them.
-enum Lookahead: Int, ExpressibleByArgument, CaseIterable {
-    case ms0 = 0, ms80 = 80, ms480 = 480, ms1040 = 1040
-    init?(argument: String) { self.init(rawValue: Int(argument) ?? -1) }
-    static var allValueStrings: [String] { allCases.map { String($0.rawValue) } }
-    var frames: Int { rawValue / 80 }
-}
-
 enum Mode: String, ExpressibleByArgument, CaseIterable {
     case native, export
-    var convention: StreamingSchedule.Convention { self == .native ? .native : .exportCompatible }
+    var convention: StreamingConvention { self == .native ? .native : .exportCompatible }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, srt, vtt }
@@ -27,8 +19,8 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "Model folder: encoder-*.onnx, decoder_joint-*.onnx (or a CTC graph), tokens.txt.")
     var model: String
 
-    @Option(help: "Look-ahead in ms: 0, 80, 480 or 1040 (a trained setting). Default: the one the export was made with.")
-    var lookahead: Lookahead?
+    @Option(help: "Look-ahead in ms, one the model was trained with (0, 80, 480 or 1040 for the reference model). Default: the one the export was made with.")
+    var lookahead: Int?
 
     @Option(help: "First-chunk convention: native (streaming equals the offline result) or export (what the ONNX export computes).")
     var mode: Mode = .native
@@ -40,13 +32,19 @@ struct ModelOptions: ParsableArguments {
     var threads: Int = 1
 
     func load() throws -> (SpeechModel, TranscriptionStream.Options) {
-        Kernels.threads = threads
         let speech: SpeechModel
-        do { speech = try SpeechModel(folder: model) } catch { throw CommandFailure(error) }
-        let options = TranscriptionStream.Options(
-            lookahead: lookahead?.frames ?? speech.exportLookahead, convention: mode.convention,
-            decoder: decoder ?? speech.availableDecoders.first ?? .rnnt)
-        do { try TranscriptionStream.validate(options, for: speech) } catch { throw CommandFailure(error) }
+        do { speech = try SpeechModel(folder: model, threads: threads) } catch { throw CommandFailure(error) }
+        let options = TranscriptionStream.Options(lookahead: lookahead.map(Lookahead.init(milliseconds:)),
+                                                  convention: mode.convention, decoder: decoder)
+        // Checked once here so that a bad option fails before any file is read; an untrained look-ahead is a usage
+        // error like any other bad option value.
+        do {
+            _ = try TranscriptionStream(model: speech, options: options)
+        } catch .untrainedLookahead(let value, let trained) {
+            throw ValidationError(TranscriptionError.untrainedLookahead(value, trained: trained).description)
+        } catch {
+            throw CommandFailure(error)
+        }
         return (speech, options)
     }
 }
@@ -77,17 +75,16 @@ struct Transcribe: ParsableCommand {
                 let stream = try TranscriptionStream(model: model, options: options)
                 let progress = Progress(file: file, total: samples.count)
                 var offset = 0
-                let block = MelFrontend.sampleRate  // one second at a time
+                let block = 16_000  // one second at a time
                 while offset < samples.count {
-                    stream.push(Array(samples[offset..<min(samples.count, offset + block)]))
+                    try stream.push(Array(samples[offset..<min(samples.count, offset + block)]))
                     offset += block
                     progress.update(offset)
                 }
-                let tokens = stream.finish()
+                stream.finish()
                 progress.done()
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                print(render(file: file, tokens: tokens, text: stream.text, seconds: seconds, elapsed: elapsed,
-                             options: options))
+                print(render(file: file, transcript: stream.transcript, seconds: seconds, elapsed: elapsed, stream: stream))
             } catch let error as CommandFailure {
                 FileHandle.standardError.write(Data("stt: error: \(error.message)\n".utf8))
                 failed = true
@@ -99,22 +96,28 @@ struct Transcribe: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 
-    private func render(file: String, tokens: [TimedToken], text: String, seconds: Double, elapsed: Double,
-                        options: TranscriptionStream.Options) -> String {
+    private func render(file: String, transcript: Transcript, seconds: Double, elapsed: Double,
+                        stream: TranscriptionStream) -> String {
         switch format {
         case .text:
-            return files.count > 1 ? "\(file): \(text)" : text
+            return files.count > 1 ? "\(file): \(transcript.text)" : transcript.text
         case .json:
             let object: [String: Any] = [
-                "file": file, "text": text, "audio_seconds": seconds, "processing_seconds": elapsed,
-                "real_time_factor": seconds > 0 ? elapsed / seconds : 0, "lookahead_ms": options.lookahead * 80,
-                "mode": options.convention == .native ? "native" : "export", "decoder": options.decoder.rawValue,
-                "tokens": tokens.map { ["id": $0.id, "piece": $0.piece, "start": $0.seconds] as [String: Any] },
+                "file": file, "text": transcript.text, "audio_seconds": seconds, "processing_seconds": elapsed,
+                "real_time_factor": seconds > 0 ? elapsed / seconds : 0, "lookahead_ms": stream.lookahead.milliseconds,
+                "mode": stream.convention == .native ? "native" : "export", "decoder": stream.decoder.rawValue,
+                "tokens": transcript.tokens.map {
+                    ["id": $0.id, "piece": $0.piece, "start": $0.start, "end": $0.end,
+                     "logprob": Double($0.logProbability)] as [String: Any]
+                },
+                "words": transcript.words.map {
+                    ["word": $0.text, "start": $0.start, "end": $0.end, "logprob": Double($0.logProbability)] as [String: Any]
+                },
             ]
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             return String(decoding: data, as: UTF8.self)
         case .srt, .vtt:
-            return Subtitles.render(cues: Subtitles.cues(tokens), vtt: format == .vtt)
+            return Subtitles.render(transcript.segments, vtt: format == .vtt)
         }
     }
 }
@@ -129,8 +132,8 @@ func readAudio(_ file: String) throws -> ([Float], Double) {
     }
     let wav: WAVFile
     do { wav = try WAVFile(path: file) } catch { throw CommandFailure(error) }
-    let samples = wav.sampleRate == MelFrontend.sampleRate
-        ? wav.samples : Resampler(from: wav.sampleRate, to: MelFrontend.sampleRate)(wav.samples)
+    let samples = wav.sampleRate == 16_000
+        ? wav.samples : Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
     return (samples, Double(wav.samples.count) / Double(wav.sampleRate))
 }
 
@@ -151,7 +154,7 @@ final class Progress {
     init(file: String, total: Int) {
         self.file = file
         self.total = total
-        enabled = isatty(2) == 1 && total > 30 * MelFrontend.sampleRate
+        enabled = isatty(2) == 1 && total > 30 * 16_000
     }
     func update(_ done: Int) {
         guard enabled else { return }
@@ -163,31 +166,9 @@ final class Progress {
     func done() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
 }
 
-/// Subtitle cues from timed tokens: a cue breaks at a pause of 0.8 s or after 7 s, at a word start ("▁").
+/// SRT and WebVTT from a transcript's segments.
 enum Subtitles {
-    struct Cue { var start: Double; var end: Double; var text: String }
-
-    static func cues(_ tokens: [TimedToken]) -> [Cue] {
-        var cues: [Cue] = []
-        var current: Cue?
-        var last = 0.0
-        for token in tokens {
-            let wordStart = token.piece.hasPrefix("▁")
-            if let c = current, wordStart, token.seconds - last > 0.8 || token.seconds - c.start > 7 {
-                cues.append(Cue(start: c.start, end: last + 0.08, text: c.text))
-                current = nil
-            }
-            let piece = token.piece.replacingOccurrences(of: "▁", with: " ")
-            if current == nil { current = Cue(start: token.seconds, end: token.seconds, text: "") }
-            current?.text += piece
-            last = token.seconds
-        }
-        if let c = current { cues.append(Cue(start: c.start, end: last + 0.08, text: c.text)) }
-        return cues.map { Cue(start: $0.start, end: $0.end, text: $0.text.trimmingCharacters(in: .whitespaces)) }
-            .filter { !$0.text.isEmpty }
-    }
-
-    static func render(cues: [Cue], vtt: Bool) -> String {
+    static func render(_ cues: [Segment], vtt: Bool) -> String {
         func stamp(_ t: Double) -> String {
             let ms = Int((t * 1000).rounded())
             return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
@@ -219,7 +200,7 @@ struct Stream: ParsableCommand {
             if chunk.isEmpty { break }
             pending.append(chunk)
             let usable = pending.count / 2 * 2
-            let new = stream.push(RawPCM.samples(pending.prefix(usable)))
+            let new = try stream.push(RawPCM.samples(pending.prefix(usable)))
             pending = pending.suffix(from: pending.startIndex + usable)
             if !new.isEmpty {
                 let line = live ? "\r\u{1B}[K" + String(stream.text.suffix(120)) : stream.text + "\n"

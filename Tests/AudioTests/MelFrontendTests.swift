@@ -2,7 +2,7 @@ import Foundation
 import STTTensor
 import STTTestFixtures
 import Testing
-@testable import STTAudio
+import STTAudio
 
 /// The fixture recordings as NeMo was given them: int16 PCM / 32768.
 func recording(_ size: String, _ name: String) throws -> [Float] {

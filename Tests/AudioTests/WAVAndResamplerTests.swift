@@ -2,7 +2,7 @@ import Foundation
 import STTTensor
 import STTTestFixtures
 import Testing
-@testable import STTAudio
+import STTAudio
 
 /// A WAV file's bytes: RIFF header, fmt (plain or extensible), data.
 func wavBytes(tag: Int = 1, channels: Int = 1, rate: Int = 16_000, bits: Int = 16, data: [UInt8],

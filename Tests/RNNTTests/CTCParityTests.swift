@@ -3,8 +3,8 @@ import STTTensor
 import STTTestFixtures
 import Testing
 import STTWeightLoader
-@testable import STTConformer
-@testable import STTKit
+import STTConformer
+import STTKit
 
 @Suite struct CTCParityTests {
     /// Encoder + CTC head of a CTC export against ONNX Runtime's `logprobs` over 40 export-convention calls.

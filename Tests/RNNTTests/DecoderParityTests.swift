@@ -3,8 +3,8 @@ import STTTensor
 import STTTestFixtures
 import Testing
 import STTWeightLoader
-@testable import STTConformer
-@testable import STTKit
+import STTConformer
+import STTKit
 
 func loadDecoder(_ folder: String) throws -> RNNTDecoder {
     try RNNTDecoder(graph: ExportedGraph(path: Fixtures.file(folder, prefix: "decoder_joint")))

@@ -3,7 +3,7 @@ import STTTensor
 import STTTestFixtures
 import Testing
 import STTConformer
-@testable import STTKit
+import STTKit
 
 /// NeMo's transcriptions of the small fixture's recordings (models/small/ref/manifest.json, computed by NeMo).
 struct NeMoTranscriptions: Decodable {
@@ -18,11 +18,11 @@ struct NeMoTranscriptions: Decodable {
 }
 
 func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: TranscriptionStream.Options,
-                block: Int = 4_000) throws -> [TimedToken] {
+                block: Int = 4_000) throws -> [Token] {
     let stream = try TranscriptionStream(model: model, options: options)
     var start = 0
     while start < audio.count {
-        stream.push(Array(audio[start..<min(audio.count, start + block)]))
+        try stream.push(Array(audio[start..<min(audio.count, start + block)]))
         start += block
     }
     return stream.finish()
@@ -33,14 +33,14 @@ func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: Transcription
 
     /// stt's streaming tokens equal NeMo's own cache-aware streaming (conformer_stream_step) on the trained fixture.
     @Test(arguments: ["utt1", "utt2", "utt3", "stream"],
-          [("streaming_export_la13", StreamingSchedule.Convention.exportCompatible, 13),
+          [("streaming_export_la13", StreamingConvention.exportCompatible, 13),
            ("streaming_export_la0", .exportCompatible, 0),
            ("streaming_native_la13", .native, 13)])
-    func tokensEqualNeMoStreaming(recording: String, reference: (String, StreamingSchedule.Convention, Int)) throws {
+    func tokensEqualNeMoStreaming(recording: String, reference: (String, StreamingConvention, Int)) throws {
         let model = try Self.model.get()
         let expected = try #require(try NeMoTranscriptions.load()[recording]?[reference.0])
         let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
-        let tokens = try transcribe(model, audio, .init(lookahead: reference.2, convention: reference.1))
+        let tokens = try transcribe(model, audio, .init(lookahead: .milliseconds(80 * reference.2), convention: reference.1))
         #expect(tokens.map(\.id) == expected.ids, "\(recording) \(reference.0): \"\(model.text(tokens.map(\.id)))\" vs NeMo \"\(expected.text)\"")
     }
 
@@ -50,7 +50,7 @@ func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: Transcription
         let model = try Self.model.get()
         let expected = try #require(try NeMoTranscriptions.load()[recording]?["offline_la13"])
         let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
-        let tokens = try transcribe(model, audio, .init(lookahead: 13, convention: .native))
+        let tokens = try transcribe(model, audio, .init(lookahead: .milliseconds(1040), convention: .native))
         #expect(tokens.map(\.id) == expected.ids)
         #expect(model.text(tokens.map(\.id)) == expected.text)
     }
@@ -59,8 +59,8 @@ func transcribe(_ model: SpeechModel, _ audio: [Float], _ options: Transcription
     @Test func blockSizeDoesNotChangeTokens() throws {
         let model = try Self.model.get()
         let audio = try Fixtures.ref("small", "utt1_audio").integers.map { Float($0) / 32768 }
-        let a = try transcribe(model, audio, .init(lookahead: 6, convention: .native), block: 160)
-        let b = try transcribe(model, audio, .init(lookahead: 6, convention: .native), block: 50_000)
+        let a = try transcribe(model, audio, .init(lookahead: .milliseconds(480), convention: .native), block: 160)
+        let b = try transcribe(model, audio, .init(lookahead: .milliseconds(480), convention: .native), block: 50_000)
         #expect(a == b && !a.isEmpty)
     }
 }
@@ -93,8 +93,8 @@ struct NeMoStreamingReferences: Decodable {
         let audio = try Fixtures.ref("small", "\(recording)_audio").integers.map { Float($0) / 32768 }
         for r in [13, 6, 1, 0] {
             let reference = try #require(references["la\(r)"])
-            let native = try transcribe(model, audio, .init(lookahead: r, convention: .native)).map(\.id)
-            let export = try transcribe(model, audio, .init(lookahead: r, convention: .exportCompatible)).map(\.id)
+            let native = try transcribe(model, audio, .init(lookahead: .milliseconds(80 * r), convention: .native)).map(\.id)
+            let export = try transcribe(model, audio, .init(lookahead: .milliseconds(80 * r), convention: .exportCompatible)).map(\.id)
             #expect(native == reference.native, "\(recording) [70,\(r)] native: \(model.text(native)) | NeMo \(model.text(reference.native))")
             #expect(export == reference.export, "\(recording) [70,\(r)] export: \(model.text(export)) | NeMo \(model.text(reference.export))")
             if reference.nativeEqualsOffline {
@@ -110,10 +110,10 @@ struct NeMoStreamingReferences: Decodable {
         let model = try TranscriptionTests.model.get()
         let names = ["utt1", "utt2", "utt3", "extra1"]
         let audios = try names.map { try Fixtures.ref("small", "\($0)_audio").integers.map { Float($0) / 32768 } }
-        let sequential = try audios.map { try transcribe(model, $0, .init(lookahead: 6, convention: .native)).map(\.id) }
+        let sequential = try audios.map { try transcribe(model, $0, .init(lookahead: .milliseconds(480), convention: .native)).map(\.id) }
         let concurrent = try await withThrowingTaskGroup(of: (Int, [Int]).self) { group in
             for (i, audio) in audios.enumerated() {
-                group.addTask { (i, try transcribe(model, audio, .init(lookahead: 6, convention: .native)).map(\.id)) }
+                group.addTask { (i, try transcribe(model, audio, .init(lookahead: .milliseconds(480), convention: .native)).map(\.id)) }
             }
             var results = [[Int]](repeating: [], count: audios.count)
             for try await (i, ids) in group { results[i] = ids }
@@ -136,19 +136,19 @@ struct NeMoStreamingReferences: Decodable {
             let audio = Array(speech[20_000..<(20_000 + length)])
             for (model, decoder) in [(rnnt, SpeechModel.Decoder.rnnt), (ctc, .ctc)] {
                 for r in [13, 6, 1, 0] {
-                    for convention in StreamingSchedule.Convention.allCases {
-                        let stream = try TranscriptionStream(model: model, options: .init(lookahead: r, convention: convention, decoder: decoder))
+                    for convention in StreamingConvention.allCases {
+                        let stream = try TranscriptionStream(model: model, options: .init(lookahead: .milliseconds(80 * r), convention: convention, decoder: decoder))
                         var start = 0
                         while start < audio.count {
                             let n = Int.random(in: 1...3_000, using: &generator)
-                            stream.push(Array(audio[start..<min(audio.count, start + n)]))
+                            try stream.push(Array(audio[start..<min(audio.count, start + n)]))
                             start += n
                         }
                         let tokens = stream.finish()
                         let seconds = Double(length) / 16_000
-                        #expect(tokens.allSatisfy { $0.seconds <= seconds + 0.08 }, "\(length) samples [70,\(r)] \(convention) \(decoder)")
+                        #expect(tokens.allSatisfy { $0.start <= seconds + 0.08 }, "\(length) samples [70,\(r)] \(convention) \(decoder)")
                         #expect(stream.finish() == tokens)   // finishing twice is harmless
-                        #expect(stream.push([0.1, 0.2]).isEmpty && stream.tokens == tokens)   // so is pushing after
+                        #expect(try stream.push([0.1, 0.2] as [Float]).isEmpty && stream.tokens == tokens)   // so is pushing after
                     }
                 }
             }

@@ -6,14 +6,15 @@ enum STTProcess {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The stt binary built next to this test bundle.
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stt")
+    /// A binary built next to this test bundle: `stt`, or the development tools `stt-dev`.
+    static func binary(_ name: String) -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ arguments: [String], stdin: Data? = nil,
+                    binary name: String = "stt") throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = binary(name)
         process.arguments = arguments
         process.currentDirectoryURL = repository
         let out = Pipe(), err = Pipe(), input = Pipe()
@@ -59,6 +60,16 @@ enum STTProcess {
         #expect(r.stderr.hasPrefix("stt: error: "))
     }
 
+    /// `stt --help` lists what a user runs; the development tools live in `stt-dev`.
+    @Test func helpListsOnlyUserCommands() throws {
+        let r = try STTProcess.run(["--help"])
+        #expect(r.status == 0)
+        for command in ["transcribe", "stream", "info"] { #expect(r.stdout.contains("  \(command)"), "\(r.stdout)") }
+        for hidden in ["bench", "parity"] { #expect(!r.stdout.contains(hidden), "\(r.stdout)") }
+        let dev = try STTProcess.run(["--help"], binary: "stt-dev")
+        #expect(dev.status == 0 && dev.stdout.contains("bench") && dev.stdout.contains("parity-steps"))
+    }
+
     @Test(arguments: [["info"], ["--no-such-flag"], ["info", "a", "b"]])
     func usageErrorsExitTwo(arguments: [String]) throws {
         let r = try STTProcess.run(arguments)
@@ -67,7 +78,8 @@ enum STTProcess {
 
     @Test func parityStepsRefusesANoCacheExport() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("stt-parity-\(UUID().uuidString)").path
-        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out])
+        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out],
+                                   binary: "stt-dev")
         #expect(r.status == 1)
         #expect(r.stderr.contains("without cache support"))
     }
@@ -112,6 +124,18 @@ enum STTProcess {
         let starts = tokens.compactMap { $0["start"] as? Double }
         #expect(starts.count == tokens.count && starts == starts.sorted() && (starts.last ?? 0) < 2.0)
         #expect(object["lookahead_ms"] as? Int == 80)
+        // Words: they spell the text in order, each inside the audio with start ≤ end.
+        let text = try #require(object["text"] as? String)
+        let words = try #require(object["words"] as? [[String: Any]])
+        let spelled = words.compactMap { $0["word"] as? String }
+        #expect(!spelled.isEmpty && spelled.joined(separator: " ") == text.split(separator: " ").joined(separator: " "))
+        let duration = try #require(object["audio_seconds"] as? Double)
+        for word in words {
+            let start = try #require(word["start"] as? Double), end = try #require(word["end"] as? Double)
+            #expect(0 <= start && start <= end && end <= duration, "\(word)")
+        }
+        let wordStarts = words.compactMap { $0["start"] as? Double }
+        #expect(wordStarts == wordStarts.sorted())
         let srt = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--format", "srt", "samples/green-apples.wav"])
         #expect(srt.stdout.hasPrefix("1\n00:00:00,") && srt.stdout.contains(" --> "))
         let vtt = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--format", "vtt", "samples/green-apples.wav"])

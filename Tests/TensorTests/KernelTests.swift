@@ -1,7 +1,7 @@
 import CSTTKernels
 import Foundation
 import Testing
-@testable import STTTensor
+import STTTensor
 
 /// Naive reference: y = x·w for row-major x [m×k], w [k×n].
 func naiveProduct(_ x: [Float], _ w: [Float], m: Int, k: Int, n: Int) -> [Float] {

@@ -1,5 +1,5 @@
 import Testing
-@testable import STTTensor
+import STTTensor
 
 @Test func storageIsAlignedAndZeroed() {
     let t = Tensor(zeros: [3, 5])

@@ -1,7 +1,7 @@
 import Foundation
 import STTTestFixtures
 import Testing
-@testable import STTWeightLoader
+import STTWeightLoader
 
 /// Real NeMo exports of the fixture architectures: every parameter is found under its module path and holds the
 /// values PyTorch had.

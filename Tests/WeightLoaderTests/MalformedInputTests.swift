@@ -1,7 +1,7 @@
 import Foundation
 import STTTestFixtures
 import Testing
-@testable import STTWeightLoader
+import STTWeightLoader
 
 /// Bad files and bad folders give typed errors with one-line messages, never a crash.
 @Suite struct MalformedInputTests {
@@ -27,7 +27,7 @@ import Testing
     @Test func emptyFileIsReported() throws {
         let dir = try Fixtures.temporaryDirectory()
         let path = dir + "/encoder-empty.onnx"
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         expectError({ if case .emptyFile = $0 { true } else { false } }) { _ = try ExportedGraph(path: path) }
     }
 

@@ -1,0 +1,160 @@
+import Foundation
+import STTAudio
+import STTConformer
+import STTTensor
+
+/// The state of one stream and the data path through it: samples → (resampler) → mel frames → encoder windows →
+/// encoder frames → greedy RNN-T or CTC → tokens. Not thread-safe; `TranscriptionStream` locks around it.
+final class StreamCore {
+    let model: SpeechModel
+    var tokens: [Token] = []
+    /// Seconds of 16 kHz audio that reached the frontend.
+    var duration: Double { Double(frontend.samplesPushed) / Double(MelFrontend.sampleRate) }
+
+    private let schedule: StreamingSchedule
+    private let frontend = MelFrontend()
+    private var resampler: Resampler?
+    private let state: EncoderState
+    private let greedy: GreedyState?
+    private let useCTC: Bool
+    private var mel: [Float] = []           // mel frames from melStart on, time-major
+    private var melStart = 0
+    private var melFrames = 0               // frames the frontend has emitted
+    private var step = 0
+    private let window: Tensor
+    private let encoded: Tensor
+    private let ctcLogits: Tensor
+    private var lastCTC: Int
+    private var encoderFrames = 0
+    private var finished = false
+    private let features: Int
+    private let frameSeconds: Double
+
+    init(model: SpeechModel, lookahead: Int, convention: StreamingSchedule.Convention, decoder: SpeechModel.Decoder) {
+        self.model = model
+        let e = model.encoder.description
+        features = e.melFeatures
+        frameSeconds = Double(e.subsamplingFactor * MelFrontend.hop) / Double(MelFrontend.sampleRate)
+        schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: e.subsamplingFactor, convention: convention)
+        state = EncoderState(encoder: model.encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        useCTC = decoder == .ctc
+        greedy = decoder == .rnnt ? model.rnnt.map { GreedyState(decoder: $0) } : nil
+        window = Tensor(zeros: [schedule.maxWindow, features])
+        encoded = Tensor(zeros: [schedule.framesPerStep, model.encoder.dModel])
+        ctcLogits = Tensor(zeros: [model.ctc?.classes ?? 1])
+        lastCTC = (model.ctc?.classes ?? 1) - 1
+        mel.reserveCapacity(4 * schedule.maxWindow * features)
+    }
+
+    func push(_ samples: UnsafeBufferPointer<Float>, sampleRate: Int) throws(TranscriptionError) -> [Token] {
+        guard !finished else { return [] }
+        guard sampleRate >= 1 && sampleRate <= 768_000 else { throw .unsupportedSampleRate(sampleRate) }
+        if let bad = samples.firstIndex(where: { !$0.isFinite }) {
+            throw .nonFiniteSample(seconds: duration + Double(bad) / Double(sampleRate))
+        }
+        let before = tokens.count
+        if sampleRate == MelFrontend.sampleRate {
+            frontend.push(samples) { frame in append(frame) }
+        } else {
+            if resampler?.inputRate != sampleRate { resampler = Resampler(from: sampleRate, to: MelFrontend.sampleRate) }
+            let converted = resampler.map { $0(Array(samples)) } ?? []
+            converted.withUnsafeBufferPointer { buffer in frontend.push(buffer) { frame in append(frame) } }
+        }
+        runSteps(final: false)
+        return Array(tokens[before...])
+    }
+
+    func finish() -> [Token] {
+        guard !finished else { return tokens }
+        finished = true
+        frontend.finish { frame in append(frame) }
+        runSteps(final: true)
+        // The last encoder frame may reach past the audio's end; no token does.
+        let end = duration
+        tokens = tokens.map { $0.end <= end ? $0 : $0.clamped(to: end) }
+        return tokens
+    }
+
+    func reset() {
+        frontend.reset()
+        resampler = nil
+        state.reset()
+        greedy?.reset(blank: model.rnnt?.blank ?? 0)
+        mel.removeAll(keepingCapacity: true)
+        melStart = 0
+        melFrames = 0
+        step = 0
+        tokens.removeAll()
+        lastCTC = (model.ctc?.classes ?? 1) - 1
+        encoderFrames = 0
+        finished = false
+    }
+
+    private func append(_ frame: UnsafeBufferPointer<Float>) {
+        mel.append(contentsOf: frame)
+        melFrames += 1
+    }
+
+    /// Steps whose window is complete; at the end, NeMo's rule: the signal has ⌊N/160⌋ valid frames (the last mel
+    /// column is NeMo's zeroed padding), and a final chunk of fewer than `factor` columns is not run.
+    private func runSteps(final: Bool) {
+        let valid = final ? max(0, melFrames - 1) : Int.max
+        while true {
+            let w = schedule.window(step: step)
+            // The first mel column this step adds (NeMo's buffer index).
+            let chunkStart = step == 0 ? 0 : w.end - schedule.hop
+            if final {
+                let columns = min(w.end, melFrames) - chunkStart
+                if chunkStart >= melFrames || columns < (step == 0 ? 1 : schedule.factor) { break }
+            } else if w.end > melFrames {
+                break   // wait until the window is complete
+            }
+            let end = min(w.end, valid)
+            let length = end - w.start
+            if length <= 0 { break }
+            for t in 0..<length {
+                let source = w.start + t
+                let row = window.data + t * features
+                if source < 0 {
+                    row.update(repeating: 0, count: features)
+                } else {
+                    mel.withUnsafeBufferPointer { m in
+                        if let base = m.baseAddress { row.update(from: base + (source - melStart) * features, count: features) }
+                    }
+                }
+            }
+            let n = model.encoder.step(state, mel: window.data, frames: length, drop: w.drop, output: encoded.data)
+            decode(frames: n)
+            step += 1
+            // Frames before the next window are no longer needed.
+            let drop = min(schedule.window(step: step).start - melStart, mel.count / features)
+            if drop > 2 * schedule.maxWindow {
+                mel.removeFirst(drop * features)
+                melStart += drop
+            }
+        }
+    }
+
+    private func decode(frames n: Int) {
+        let d = model.encoder.dModel
+        if let greedy, let rnnt = model.rnnt {
+            greedy.decode(rnnt, frames: encoded.data, count: n, width: d, maxSymbols: model.maxSymbols) { emission in
+                tokens.append(token(emission.id, frame: emission.frame, logProbability: emission.logProbability))
+            }
+        } else if useCTC, let ctc = model.ctc {
+            for t in 0..<n {
+                let (k, logProbability) = ctc.best(encoded.data + t * d, logits: ctcLogits.data)
+                if k != ctc.classes - 1 && k != lastCTC {
+                    tokens.append(token(k, frame: encoderFrames + t, logProbability: logProbability))
+                }
+                lastCTC = k
+            }
+        }
+        encoderFrames += n
+    }
+
+    private func token(_ id: Int, frame: Int, logProbability: Float) -> Token {
+        Token(id: id, piece: id < model.tokens.count ? model.tokens[id] : "", frame: frame,
+              start: Double(frame) * frameSeconds, end: Double(frame + 1) * frameSeconds, logProbability: logProbability)
+    }
+}
