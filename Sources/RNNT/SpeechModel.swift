@@ -67,10 +67,11 @@ public final class SpeechModel: Sendable {
     ///   - folder: the model folder.
     ///   - threads: threads a weight product may use (1 by default; the calling thread is one of them). The model
     ///     keeps its own workers; nothing process-wide is changed.
-    /// - Throws: ``LoaderError`` with a one-line message that says what is wrong and how to fix it.
-    public init(folder path: String, threads: Int = 1) throws(LoaderError) {
+    /// - Throws: `LoaderError` with a one-line message that says what is wrong and how to fix it.
+    public init(folder: String, threads: Int = 1) throws(LoaderError) {
+        let path = folder
         let model = try LoadedModel(folder: path)
-        folder = model.folder
+        self.folder = model.folder
         metadata = model.metadata
         guard let tokens = model.tokens else {
             throw .modelFolder(path, "no tokens.txt (lines `piece id`, blank last); models/export_nemo.py writes it")
