@@ -15,6 +15,9 @@ package struct CTCDescription: Sendable, Equatable {
         }
         classes = weight.shape[0]
         encoderDim = weight.shape[1]
+        try checkSize(classes, 2...1_000_000, "the vocabulary (blank included)", g.path)
+        try validateShapes([(Self.weightPath, .exact([classes, encoderDim, 1])),
+                            ("ctc_decoder.decoder_layers.0.bias", .exact([classes]))], in: g)
         parameterCount = g.parameters.filter { $0.key.hasPrefix("ctc_decoder.") }.values.reduce(0) { $0 + $1.count }
     }
 }

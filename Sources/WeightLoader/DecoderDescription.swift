@@ -10,6 +10,8 @@ package struct DecoderDescription: Sendable, Equatable {
     package let encoderDim: Int
     package let predictionParameters: Int
     package let jointParameters: Int
+    /// Module path of the joint's output layer (`joint.joint_net.2` for NeMo's Sequential(ReLU, Dropout, Linear)).
+    package let jointOutput: String
 
     package init(graph g: ExportedGraph) throws(LoaderError) {
         let path = g.path
@@ -47,7 +49,8 @@ package struct DecoderDescription: Sendable, Equatable {
             return Int(key.dropFirst("joint.joint_net.".count).dropLast(".weight".count))
         }.max()
         guard let outIndex else { throw fail("it has no joint.joint_net output layer") }
-        let out = try linear("joint.joint_net.\(outIndex)")
+        jointOutput = "joint.joint_net.\(outIndex)"
+        let out = try linear(jointOutput)
         encoderDim = enc.input
         jointHidden = enc.output
         guard pred.input == predictionHidden, pred.output == jointHidden, out.input == jointHidden else {
@@ -58,5 +61,8 @@ package struct DecoderDescription: Sendable, Equatable {
         }
         predictionParameters = g.parameters.filter { $0.key.hasPrefix("decoder.") }.values.reduce(0) { $0 + $1.count }
         jointParameters = g.parameters.filter { $0.key.hasPrefix("joint.") }.values.reduce(0) { $0 + $1.count }
+        try checkSize(classes, 2...1_000_000, "the vocabulary (blank included)", path)
+        try checkSize(lstmLayers, 1...16, "the number of LSTM layers", path)
+        try validateShapes(expectedShapes, in: g)
     }
 }

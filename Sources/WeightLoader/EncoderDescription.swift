@@ -140,5 +140,17 @@ package struct EncoderDescription: Sendable, Equatable {
         preEncodeParameters = pre
         layerParameters = layer0
         parameterCount = total
+
+        try checkSize(layers, 1...1_000, "the number of layers", path)
+        try checkSize(convKernel, 1...1_024, "the depthwise conv kernel", path)
+        try checkSize(subsamplingStages, 1...6, "the number of stride-2 subsampling stages", path)
+        try checkSize(melFeatures, 1...1_024, "the number of mel features", path)
+        guard layerNormEpsilon.isFinite, layerNormEpsilon > 0, layerNormEpsilon < 1 else {
+            throw fail("the LayerNorm epsilon is \(layerNormEpsilon), expected a small positive number")
+        }
+        guard positionalRows % 2 == 1 else {
+            throw fail("the positional table has \(positionalRows) rows, expected 2·max_len − 1 (odd)")
+        }
+        try validateShapes(expectedShapes, in: g, prefix: prefix)
     }
 }

@@ -80,6 +80,9 @@ package struct ExportedGraph: @unchecked Sendable {
         for (modulePath, source) in map.sources {
             let initializer = graph.initializers[source.initializer]
             try file.validateFloatTensor(initializer)
+            guard initializer.dims.allSatisfy({ $0 > 0 }) else {
+                throw .badTensor(path, tensor: quoted(initializer.name), "has an empty dimension in \(initializer.dims)")
+            }
             if counted.insert(source.initializer).inserted { bytes += initializer.elementCount * 4 }
             let transform = source.transform
             let shape = try Self.shape(of: initializer.dims, after: transform, name: initializer.name, path: path)
@@ -103,8 +106,8 @@ package struct ExportedGraph: @unchecked Sendable {
                 try file.validateFloatTensor(value)
                 table = value
             } else if value.dataType == .int64 || value.dataType == .int32, value.elementCount <= 8,
-                      let values = file.integerValues(value) {
-                integers[node.outputs[0]] = values
+                      let output = node.outputs.first, let values = file.integerValues(value) {
+                integers[output] = values
             }
         }
         positionalConstant = table
@@ -197,7 +200,8 @@ package struct ExportedGraph: @unchecked Sendable {
               let chunk = scalar(div.inputs[1]), chunk > 0,
               let limit = graph.nodes.first(where: { $0.opType == "LessOrEqual" && $0.inputs.count == 2
                   && scalar($0.inputs[1]) != nil }),
-              let chunks = scalar(limit.inputs[1]), chunks >= 0 else { return nil }
+              let chunks = scalar(limit.inputs[1]), chunks >= 0,
+              chunk <= 10_000, chunks <= 10_000 else { return nil }
         return [chunks * chunk, chunk - 1]
     }
 
@@ -210,15 +214,16 @@ package struct ExportedGraph: @unchecked Sendable {
         for node in graph.nodes { for out in node.outputs { producers[out] = node } }
         var scalars: [String: Float] = [:]
         for node in graph.nodes where node.opType == "Constant" {
-            if let t = node.attribute("value")?.tensor, t.elementCount == 1, let v = file.floatValues(t)?.first {
-                scalars[node.outputs[0]] = v
+            if let t = node.attribute("value")?.tensor, t.elementCount == 1, let output = node.outputs.first,
+               let v = file.floatValues(t)?.first {
+                scalars[output] = v
             }
         }
         for t in graph.initializers where t.elementCount == 1 {
             if let v = file.floatValues(t)?.first { scalars[t.name] = v }
         }
         for sqrt in graph.nodes where sqrt.opType == "Sqrt" && sqrt.name.contains("norm") {
-            guard let add = producers[sqrt.inputs[0]], add.opType == "Add" else { continue }
+            guard let input = sqrt.inputs.first, let add = producers[input], add.opType == "Add" else { continue }
             for input in add.inputs { if let eps = scalars[input] { return eps } }
         }
         return nil

@@ -3,6 +3,7 @@
 public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
     case fileNotFound(String)
     case notAFile(String)
+    case notARegularFile(String)
     case unreadable(String, String)
     case emptyFile(String)
     case truncated(String, String)
@@ -17,11 +18,16 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
     case badTensor(String, tensor: String, String)
     case modelFolder(String, String)
     case badMetadata(String, String)
+    case malformedGraph(String, String)
+    case shapeMismatch(String, tensor: String, found: [Int], expected: String)
 
-    public var description: String {
+    public var description: String { printable(message) }
+
+    private var message: String {
         switch self {
         case .fileNotFound(let p): "\(p): no such file"
         case .notAFile(let p): "\(p): is a directory, expected an .onnx file"
+        case .notARegularFile(let p): "\(p): not a regular file (a FIFO, socket or device); give the path of an .onnx file"
         case .unreadable(let p, let why): "\(p): cannot be read: \(why)"
         case .emptyFile(let p): "\(p): the file is empty (0 bytes), expected an ONNX model"
         case .truncated(let p, let why):
@@ -48,6 +54,32 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
         case .badTensor(let p, let t, let why): "\(p): tensor \(t): \(why)"
         case .modelFolder(let p, let why): "\(p): \(why)"
         case .badMetadata(let p, let why): "\(p): \(why)"
+        case .malformedGraph(let p, let why): "\(p): not a valid ONNX graph: \(why)"
+        case .shapeMismatch(let p, let t, let found, let expected):
+            "\(p): tensor \(quoted(t)) has shape \(found), the architecture needs \(expected); the file is damaged or not "
+                + "from this model family"
         }
     }
+}
+
+/// An untrusted string (a name read from a file) for a message: in quotes, control and non-printable characters
+/// escaped, at most 80 characters.
+package func quoted(_ text: String, limit: Int = 80) -> String {
+    let escaped = printable(text)
+    let short = escaped.count > limit ? String(escaped.prefix(limit)) + "…" : escaped
+    return "\"" + short + "\""
+}
+
+/// The message with every control or unassigned character escaped, so it stays one printable line.
+package func printable(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .unassigned, .surrogate, .privateUse, .lineSeparator, .paragraphSeparator:
+            out += scalar.escaped(asASCII: true)
+        default:
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }

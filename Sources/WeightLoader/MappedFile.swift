@@ -10,18 +10,20 @@ final class MappedFile: @unchecked Sendable {
 
     init(path: String) throws(LoaderError) {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw .fileNotFound(path)
-        }
-        guard !isDirectory.boolValue else { throw .notAFile(path) }
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+        // Only regular files: a FIFO would block the open (or the reads) forever, a device has no end.
         var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            let reason = String(cString: strerror(errno))
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { throw .fileNotFound(path) }
+            throw .unreadable(path, String(cString: strerror(errno)))
+        }
+        guard info.st_mode & S_IFMT != S_IFDIR else { throw .notAFile(path) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw .notARegularFile(path) }
+        // O_NONBLOCK: if the path was swapped for a FIFO since the stat, the open still returns at once.
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             close(fd)
-            throw .unreadable(path, reason)
+            throw .notARegularFile(path)
         }
         size = Int(info.st_size)
         if size == 0 {

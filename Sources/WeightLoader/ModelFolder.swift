@@ -21,12 +21,53 @@ package struct ModelMetadata: Codable, Sendable, Equatable {
     package init() {}
 
     package static func read(_ path: String) throws(LoaderError) -> ModelMetadata {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
+        let data = try readSmallFile(path, limit: 1 << 20)
+        let metadata: ModelMetadata
         do {
-            return try JSONDecoder().decode(ModelMetadata.self, from: data)
+            metadata = try JSONDecoder().decode(ModelMetadata.self, from: data)
         } catch {
-            throw .badMetadata(path, "not a valid model.json: \(error)")
+            throw .badMetadata(path, "not a valid model.json (\(Self.reason(error)))")
         }
+        try metadata.validate(path)
+        return metadata
+    }
+
+    /// Ranges a real model fits in; anything outside would only make the engine allocate or loop without end.
+    func validate(_ path: String) throws(LoaderError) {
+        func context(_ pair: [Int], _ field: String) throws(LoaderError) {
+            guard pair.count == 2, (1...1024).contains(pair[0]), (0...256).contains(pair[1]) else {
+                throw .badMetadata(path, "\(field) \(pair) is not [left, right] with left 1…1024 and right 0…256 encoder frames")
+            }
+        }
+        if let sizes = attContextSizes {
+            guard (1...16).contains(sizes.count) else {
+                throw .badMetadata(path, "att_context_sizes lists \(sizes.count) settings, expected 1…16")
+            }
+            for pair in sizes { try context(pair, "att_context_sizes entry") }
+            guard Set(sizes.map { $0[0] }).count == 1 else {
+                throw .badMetadata(path, "att_context_sizes \(sizes) mix left contexts; one model has one attention cache")
+            }
+        }
+        if let pair = exportAttContext { try context(pair, "export_att_context") }
+        if let symbols = maxSymbols, !(1...100).contains(symbols) {
+            throw .badMetadata(path, "max_symbols \(symbols) is outside 1…100 (NeMo requires at least 1)")
+        }
+        if let rate = sampleRate, rate != 16_000 {
+            throw .badMetadata(path, "sample_rate \(rate): the engine's frontend is NeMo's 16 kHz one")
+        }
+    }
+
+    /// DecodingError's own text runs over several lines; the first sentence says enough.
+    private static func reason(_ error: any Error) -> String {
+        if let decoding = error as? DecodingError {
+            switch decoding {
+            case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c):
+                let field = c.codingPath.map(\.stringValue).joined(separator: ".")
+                return (field.isEmpty ? "" : "at \(field): ") + c.debugDescription
+            @unknown default: break
+            }
+        }
+        return "\(error)"
     }
 }
 
@@ -51,7 +92,7 @@ package struct ModelFolder: Sendable, Equatable {
         do { names = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
             throw .unreadable(path, "cannot list the folder")
         }
-        let onnx = names.filter { $0.hasSuffix(".onnx") }
+        let onnx = names.filter { $0.lowercased().hasSuffix(".onnx") }
         let encoders = onnx.filter { $0.hasPrefix("encoder") || $0.hasPrefix("ctc") || $0 == "model.onnx" }
         let decoders = onnx.filter { $0.hasPrefix("decoder_joint") || $0.hasPrefix("decoder-joint") }
         guard !encoders.isEmpty else {
@@ -67,21 +108,27 @@ package struct ModelFolder: Sendable, Equatable {
         directory = path
         encoder = inside(encoders[0])
         decoderJoint = decoders.first.map(inside)
-        tokens = names.contains("tokens.txt") ? inside("tokens.txt") : nil
-        metadata = names.contains("model.json") ? inside("model.json") : nil
+        tokens = names.first { $0.lowercased() == "tokens.txt" }.map(inside)
+        metadata = names.first { $0.lowercased() == "model.json" }.map(inside)
     }
 }
 
-/// Reads `tokens.txt`: one `piece id` per line in id order (the blank, last, included).
+/// Reads `tokens.txt`: one `piece id` per line in id order (the blank, last, included). CRLF line ends, a byte-order
+/// mark and trailing spaces are read as the writer meant; a space piece (a character vocabulary's) is kept.
 package enum TokenTable {
     package static func read(_ path: String) throws(LoaderError) -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
-        guard let text = String(data: data, encoding: .utf8) else { throw .badMetadata(path, "tokens.txt is not UTF-8") }
+        let data = try readSmallFile(path, limit: 64 << 20)
+        guard var text = String(data: data, encoding: .utf8) else { throw .badMetadata(path, "tokens.txt is not UTF-8") }
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         var pieces: [String] = []
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+        for (number, raw) in lines.enumerated() {
+            var line = Substring(raw)
+            while let last = line.last, last == " " || last == "\t" { line.removeLast() }
             if line.isEmpty { continue }
-            guard let space = line.lastIndex(of: " "), let id = Int(line[line.index(after: space)...]) else {
-                throw .badMetadata(path, "line \(number + 1) is not `piece id`: \(line)")
+            guard let space = line.lastIndex(where: { $0 == " " || $0 == "\t" }),
+                  let id = Int(line[line.index(after: space)...]) else {
+                throw .badMetadata(path, "line \(number + 1) is not `piece id`: \(quoted(String(line)))")
             }
             guard id == pieces.count else {
                 throw .badMetadata(path, "line \(number + 1) has id \(id), expected \(pieces.count) (ids in order)")
@@ -91,6 +138,16 @@ package enum TokenTable {
         guard !pieces.isEmpty else { throw .badMetadata(path, "tokens.txt is empty") }
         return pieces
     }
+}
+
+/// A small text file (tokens.txt, model.json), refusing anything that is not a regular file or is larger than `limit`.
+func readSmallFile(_ path: String, limit: Int) throws(LoaderError) -> Data {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw .unreadable(path, String(cString: strerror(errno))) }
+    guard info.st_mode & S_IFMT == S_IFREG else { throw .notARegularFile(path) }
+    guard Int(info.st_size) <= limit else { throw .badMetadata(path, "the file is \(info.st_size) bytes, more than \(limit)") }
+    guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, "cannot open") }
+    return data
 }
 
 /// A model folder loaded and checked: the encoder (or CTC graph), the decoder_joint when present, and whether the

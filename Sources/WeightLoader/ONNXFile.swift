@@ -22,6 +22,7 @@ package final class ONNXFile: @unchecked Sendable {
             throw .notONNX(path, decoded.0.irVersion == nil ? "no ir_version field" : "no graph")
         }
         guard !graph.nodes.isEmpty else { throw .notONNX(path, "the graph has no nodes") }
+        if let problem = graph.structuralProblem() { throw .malformedGraph(path, problem) }
         header = decoded.0
         self.graph = graph
     }
@@ -56,6 +57,9 @@ package final class ONNXFile: @unchecked Sendable {
             throw .badTensor(path, tensor: tensor.name, "negative dimension in \(tensor.dims)")
         }
         let count = tensor.elementCount
+        guard count < ONNXTensor.tooLarge else {
+            throw .badTensor(path, tensor: tensor.name, "its shape \(tensor.dims) is impossibly large")
+        }
         switch tensor.payload {
         case .raw(let range):
             guard range.count == count * 4 else {

@@ -50,7 +50,23 @@ package struct ONNXTensor: Sendable {
     var integers: [Int64] = []
 
     package var dataType: ONNXDataType? { ONNXDataType(rawValue: rawDataType) }
-    package var elementCount: Int { dims.reduce(1, *) }
+    /// The product of the dimensions; `ONNXTensor.tooLarge` when a dimension is negative or the product overflows,
+    /// so a hostile shape can never trap or pass a size check.
+    package var elementCount: Int { Self.count(dims) }
+
+    /// Beyond any real tensor, and small enough that `count * 8` cannot overflow.
+    package static let tooLarge = Int.max / 16
+
+    package static func count(_ dims: [Int]) -> Int {
+        var product = 1
+        for d in dims {
+            guard d >= 0 else { return tooLarge }
+            let (p, overflow) = product.multipliedReportingOverflow(by: d)
+            if overflow || p > tooLarge { return tooLarge }
+            product = p
+        }
+        return product
+    }
 }
 
 package struct ONNXAttribute {
@@ -85,6 +101,46 @@ package struct ONNXGraph {
     package var initializers: [ONNXTensor] = []
     package var inputs: [ONNXValueInfo] = []
     package var outputs: [ONNXValueInfo] = []
+
+    /// The graph is a well-formed dataflow graph: every value is produced once (by a node, an initializer or a graph
+    /// input), every node input names a value that exists, and no node depends on itself. Returns why not, or nil.
+    package func structuralProblem() -> String? {
+        var producer: [String: Int] = [:]   // value → node index, −1 for inputs and initializers
+        for input in inputs where !input.name.isEmpty { producer[input.name] = -1 }
+        for tensor in initializers where !tensor.name.isEmpty { producer[tensor.name] = -1 }
+        for (i, node) in nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty {
+                if let other = producer[output], other >= 0 {
+                    return "value \(quoted(output)) is produced by two nodes (\(quoted(nodes[other].name)) and \(quoted(node.name)))"
+                }
+                producer[output] = i
+            }
+        }
+        // Kahn's algorithm over node → node edges: what is left once every ready node is taken lies on a cycle.
+        var waiting = [Int](repeating: 0, count: nodes.count)
+        var consumers = [[Int]](repeating: [], count: nodes.count)
+        for (i, node) in nodes.enumerated() {
+            for input in node.inputs where !input.isEmpty {
+                guard let p = producer[input] else {
+                    return "node \(quoted(node.name)) reads \(quoted(input)), which nothing produces"
+                }
+                if p >= 0 { waiting[i] += 1; consumers[p].append(i) }
+            }
+        }
+        var ready = waiting.indices.filter { waiting[$0] == 0 }
+        var taken = 0
+        while let i = ready.popLast() {
+            taken += 1
+            for c in consumers[i] {
+                waiting[c] -= 1
+                if waiting[c] == 0 { ready.append(c) }
+            }
+        }
+        if taken < nodes.count, let stuck = waiting.indices.first(where: { waiting[$0] > 0 }) {
+            return "node \(quoted(nodes[stuck].name)) depends on its own output (a cycle)"
+        }
+        return nil
+    }
 }
 
 package struct ONNXModelHeader {

@@ -22,7 +22,7 @@ package struct Parameter: Sendable {
     let read: @Sendable () throws(LoaderError) -> Tensor
     let visitRaw: @Sendable ((UnsafeRawPointer) -> Void) -> Bool
 
-    package var count: Int { shape.reduce(1, *) }
+    package var count: Int { ONNXTensor.count(shape) }
     package var rank: Int { shape.count }
 
     /// Copies the values out of the file into new aligned storage.
@@ -80,7 +80,8 @@ struct ParameterMap {
         }
         for node in graph.nodes where node.opType == "Identity" && node.outputs.count == 1 {
             let out = node.outputs[0]
-            guard Self.isModulePath(out), sources[out] == nil, let i = initializer(feeding: node.inputs[0]) else {
+            guard Self.isModulePath(out), sources[out] == nil, let input = node.inputs.first,
+                  let i = initializer(feeding: input) else {
                 continue
             }
             sources[out] = ParameterSource(initializer: i, layout: .torch, transform: .none)
@@ -114,7 +115,15 @@ struct ParameterMap {
         }
 
         var lstmCount = 0
-        for node in graph.nodes {
+        var lstmWeightOwner: [Int: Int] = [:]   // initializer → the LSTM node (index) that reads it
+        for (nodeIndex, node) in graph.nodes.enumerated() {
+            // The exporter names a node after its op (`…/linear_q/MatMul`): a weight-consuming node whose name says
+            // one op and whose type says another was altered.
+            if let named = node.name.split(separator: "/").last.map(String.init),
+               let base = named.split(separator: "_").first.map(String.init),
+               Self.weightOps.contains(base), base != node.opType {
+                throw .malformedGraph(path, "node \(quoted(node.name)) is named for \(base) but is \(quoted(node.opType))")
+            }
             guard let scope = modulePath(ofNode: node.name) else {
                 if node.opType == "LSTM" { lstmCount += 1 }
                 continue
@@ -143,8 +152,19 @@ struct ParameterMap {
             }
             for role in roles where role.input < node.inputs.count && !node.inputs[role.input].isEmpty {
                 guard let i = initializer(feeding: node.inputs[role.input]) else { continue }
+                if node.opType == "LSTM" {
+                    if let owner = lstmWeightOwner[i], owner != nodeIndex {
+                        throw .malformedGraph(path, "two LSTM nodes read the same weights (\(quoted(graph.initializers[i].name)))")
+                    }
+                    lstmWeightOwner[i] = nodeIndex
+                }
                 if Self.isModulePath(graph.initializers[i].name) && role.transform == .none { continue }
-                guard sources[role.path] == nil else { continue }
+                if let existing = sources[role.path] {
+                    guard existing.initializer == i && existing.transform == role.transform else {
+                        throw .malformedGraph(path, "two nodes claim the weight \(quoted(role.path))")
+                    }
+                    continue
+                }
                 sources[role.path] = ParameterSource(initializer: i, layout: role.layout, transform: role.transform)
                 used.insert(i)
             }
@@ -159,6 +179,9 @@ struct ParameterMap {
             graphConstants.append(t.name)
         }
     }
+
+    /// Ops whose nodes consume weights.
+    static let weightOps: Set<String> = ["MatMul", "Gemm", "Conv", "LSTM", "Gather", "LayerNormalization"]
 
     /// Initializer names that are module paths: `layers.0.norm_out.weight`, `joint.enc.bias`. Anonymous names are
     /// `onnx::MatMul_123`; node outputs start with "/".
