@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/stt-dev"),
         // Test-only: the committed fixtures and their references.
-        .target(name: "STTTestFixtures", dependencies: ["STTTensor"], path: "Tests/TestFixtures"),
+        .target(name: "STTTestFixtures", dependencies: ["STTTensor", "STTConformer"], path: "Tests/TestFixtures"),
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
         .target(name: "STTMallocCounter", path: "Tests/MallocCounter"),
         .testTarget(

@@ -17,59 +17,63 @@ package struct ConformerConvolution: Sendable {
         depthwiseBias = try r.tensor(name + ".depthwise_conv.bias")
         batchNorm = try LayerNorm(r, name + ".batch_norm", epsilon: epsilon)
         pointwiseConv2 = try Linear(r, name + ".pointwise_conv2")
+        let d = pointwiseConv2.outputs
+        guard depthwiseWeight.rank == 3, depthwiseWeight.shape[0] == d, depthwiseWeight.shape[1] == 1,
+              depthwiseWeight.shape[2] >= 1, depthwiseBias.count == d, pointwiseConv1.outputs == 2 * d else {
+            throw .notFastConformer(r.graph.path, "\(name) has depthwise weight \(depthwiseWeight.shape) and "
+                                    + "pointwise_conv1 → \(pointwiseConv1.outputs), expected [\(d), 1, k] and \(2 * d)")
+        }
         kernel = depthwiseWeight.shape[2]
     }
 
-    /// residual += Conv(x). `timeCache` holds the kernel − 1 GLU outputs before these frames (time-major
-    /// [k − 1, d]) and is advanced to the last k − 1 GLU outputs. Scratch: rows × 3d floats plus `glu`.
+    /// residual += Conv(x); the cache supplies the kernel − 1 GLU outputs before these rows and then keeps the last
+    /// kernel − 1 of [cache; these].
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
-                        timeCache: UnsafeMutablePointer<Float>, glu: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>?) {
+                        cache: Cache, workspace w: EncoderWorkspace) {
         let d = pointwiseConv2.outputs
-        let wide = scratch                 // [rows, 2d]
-        let conv = scratch + rows * 2 * d  // [rows, d]
-        pointwiseConv1(x, rows: rows, into: wide, scratch: rowScratch)
-        Kernels.glu(wide, rows: rows, channels: d, into: glu)
-        Convolution.causalDepthwiseTime(history: timeCache, current: glu, frames: rows, channels: d, kernel: kernel,
-                                        weights: depthwiseWeight.data, bias: depthwiseBias.data, into: conv)
-        // New time cache: the last k − 1 rows of [cache; glu].
-        let past = kernel - 1
-        if rows >= past {
-            timeCache.update(from: glu + (rows - past) * d, count: past * d)
-        } else {
-            timeCache.update(from: timeCache + rows * d, count: (past - rows) * d)
-            (timeCache + (past - rows) * d).update(from: glu, count: rows * d)
-        }
+        let wide = w.hidden                 // [rows, 2d]
+        let conv = w.hidden + rows * 2 * d  // [rows, d]
+        pointwiseConv1(x, rows: rows, into: wide, workspace: w)
+        Kernels.glu(wide, rows: rows, channels: d, into: w.glu)
+        Convolution.causalDepthwiseTime(history: cache.frames, current: w.glu, frames: rows, channels: d,
+                                        kernel: kernel, weights: depthwiseWeight.data, bias: depthwiseBias.data,
+                                        into: conv)
+        cache.append(w.glu, rows: rows)
         batchNorm(conv, rows: rows, into: conv)
         Kernels.swish(conv, count: rows * d)
-        pointwiseConv2(conv, rows: rows, into: residual, accumulate: true, scratch: rowScratch)
+        pointwiseConv2(conv, rows: rows, into: residual, accumulate: true, workspace: w)
     }
+
+    /// Scratch floats per row the module needs in the workspace's `hidden` (the GLU input and the conv output).
+    static func hiddenPerRow(width d: Int) -> Int { 3 * d }
 }
 
-/// One FastConformer block (macaron): ½·FF1, self-attention with its cache, convolution with its cache, ½·FF2,
-/// and the layer's own output LayerNorm.
-package struct ConformerLayer: Sendable {
-    package let normFeedForward1: LayerNorm
-    package let feedForward1: ConformerFeedForward
-    package let normSelfAtt: LayerNorm
-    package let selfAttn: RelPositionMultiHeadAttention
-    package let normConv: LayerNorm
-    package let conv: ConformerConvolution
-    package let normFeedForward2: LayerNorm
-    package let feedForward2: ConformerFeedForward
-    package let normOut: LayerNorm
+extension ConformerConvolution {
+    /// One stream's time cache of one layer: the last kernel − 1 GLU outputs, time-major [kernel − 1, d] (NeMo's
+    /// cache_last_time, which the export stores channel-major).
+    package final class Cache {
+        package let size: Int
+        let width: Int
+        private let storage: Tensor
+        var frames: UnsafeMutablePointer<Float> { storage.data }
 
-    init(_ r: ParameterReader, index n: Int, description e: EncoderDescription) throws(LoaderError) {
-        let name = "layers.\(n)"
-        let eps = e.layerNormEpsilon
-        normFeedForward1 = try LayerNorm(r, name + ".norm_feed_forward1", epsilon: eps)
-        feedForward1 = try ConformerFeedForward(r, name + ".feed_forward1")
-        normSelfAtt = try LayerNorm(r, name + ".norm_self_att", epsilon: eps)
-        selfAttn = try RelPositionMultiHeadAttention(r, name + ".self_attn", heads: e.heads, headDim: e.headDim)
-        normConv = try LayerNorm(r, name + ".norm_conv", epsilon: eps)
-        conv = try ConformerConvolution(r, name + ".conv", epsilon: eps)
-        normFeedForward2 = try LayerNorm(r, name + ".norm_feed_forward2", epsilon: eps)
-        feedForward2 = try ConformerFeedForward(r, name + ".feed_forward2")
-        normOut = try LayerNorm(r, name + ".norm_out", epsilon: eps)
+        init(kernel: Int, width: Int) {
+            size = kernel - 1
+            self.width = width
+            storage = Tensor(zeros: [max(size, 1), width])
+        }
+
+        /// Keeps the last `size` rows of [cache; rows].
+        func append(_ rows: UnsafePointer<Float>, rows n: Int) {
+            let d = width
+            if n >= size {
+                frames.update(from: rows + (n - size) * d, count: size * d)
+            } else {
+                frames.update(from: frames + n * d, count: (size - n) * d)
+                (frames + (size - n) * d).update(from: rows, count: n * d)
+            }
+        }
+
+        func reset() { storage.data.update(repeating: 0, count: storage.count) }
     }
 }

@@ -13,7 +13,6 @@ package final class ConformerEncoder: Sendable {
     package let leftContext: Int
     /// The largest look-ahead (right context, encoder frames) the positional terms are prepared for.
     package let maxLookahead: Int
-    let positions: RelativePositions
     let xscale: Float
 
     /// - Parameters:
@@ -28,23 +27,35 @@ package final class ConformerEncoder: Sendable {
         let r = ParameterReader(graph: graph, prefix: prefix)
         description = e
         preEncode = try ConvSubsampling(r, description: e)
+        guard let table = try graph.loadPositionalTable() else {
+            throw .notFastConformer(graph.path, "no positional table")
+        }
+        // Queries see keys from maxLookahead ahead (within a chunk) to leftContext + maxLookahead behind.
+        let distances = -maxLookahead...(leftContext + maxLookahead)
         // Layers are independent: build them on all cores (each packs its weights straight from the file).
         let built = LayerSlots(count: e.layers)
         DispatchQueue.concurrentPerform(iterations: e.layers) { n in
-            built.set(n, Result { () throws(LoaderError) -> ConformerLayer in try ConformerLayer(r, index: n, description: e) })
+            built.set(n, Result { () throws(LoaderError) -> ConformerLayer in
+                try ConformerLayer(r, index: n, description: e, table: table, distances: distances)
+            })
         }
         self.layers = try built.values()
         self.leftContext = leftContext
         self.maxLookahead = maxLookahead
-        guard let table = try graph.loadPositionalTable() else {
-            throw .notFastConformer(graph.path, "no positional table")
-        }
-        positions = try RelativePositions(table: table, layers: layers.map(\.selfAttn), minDistance: -maxLookahead,
-                                          maxDistance: leftContext + maxLookahead, path: graph.path)
         xscale = Float(e.dModel).squareRoot()
     }
 
     package var dModel: Int { description.dModel }
+
+    /// The stem, its first `drop` frames discarded, then x-scaling: mel [frames, features] → workspace.x [n, d].
+    private func embed(_ mel: UnsafePointer<Float>, frames: Int, drop: Int, workspace w: EncoderWorkspace) -> Int {
+        let d = dModel
+        preEncode(mel, frames: frames, into: w.stem, scratch: w.stemScratch, rowScratch: w.products)
+        let n = max(0, preEncode.outputLength(frames) - drop)
+        let kept = w.stem + drop * d
+        for i in 0..<(n * d) { w.x[i] = kept[i] * xscale }
+        return n
+    }
 
     // MARK: Streaming
 
@@ -54,53 +65,16 @@ package final class ConformerEncoder: Sendable {
     @discardableResult
     package func step(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
                      output: UnsafeMutablePointer<Float>) -> Int {
-        let d = dModel
-        let subsampled = preEncode.outputLength(frames)
         precondition(frames <= state.maxWindow, "window of \(frames) frames exceeds the stream's \(state.maxWindow)")
-        precondition(subsampled - drop <= state.maxFrames, "step produces more frames than the stream holds")
-        let n = max(0, subsampled - drop)
-        preEncode(mel, frames: frames, into: state.stem, scratch: state.stemScratch, rowScratch: state.rowScratch)
+        precondition(preEncode.outputLength(frames) - drop <= state.maxFrames,
+                     "step produces more frames than the stream holds")
+        let w = state.workspace
+        let n = embed(mel, frames: frames, drop: drop, workspace: w)
         guard n > 0 else { return 0 }
-        let x = state.x
-        for i in 0..<(n * d) { x[i] = state.stem[drop * d + i] * xscale }
-
-        let cached = state.cacheLength
-        let firstValid = leftContext - cached
-        for (l, layer) in layers.enumerated() {
-            let a = state.attentionInput(l) + leftContext * d
-            let keys = state.keys(l), values = state.values(l)
-            layer.normFeedForward1(x, rows: n, into: state.normed)
-            layer.feedForward1(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected,
-                                  scratch: state.rowScratch)
-
-            layer.normSelfAtt(x, rows: n, into: a)
-            let attn = layer.selfAttn
-            attn.linearQ(a, rows: n, into: state.query, scratch: state.rowScratch)
-            attn.linearK(a, rows: n, into: keys + leftContext * d, scratch: state.rowScratch)
-            attn.linearV(a, rows: n, into: values + leftContext * d, scratch: state.rowScratch)
-            attn.attend(q: state.query, queries: n,
-                        keys: keys + firstValid * d, values: values + firstValid * d, keyCount: leftContext + n - firstValid,
-                        positions: positions, layer: l, distanceOfFirstPair: leftContext - firstValid,
-                        context: state.context, scratch: state.attentionScratch)
-            attn.linearOut(state.context, rows: n, into: x, accumulate: true, scratch: state.rowScratch)
-
-            layer.normConv(x, rows: n, into: state.normed)
-            layer.conv(state.normed, rows: n, addingTo: x, timeCache: state.timeCache(l), glu: state.glu,
-                       scratch: state.hidden, rowScratch: state.rowScratch)
-
-            layer.normFeedForward2(x, rows: n, into: state.normed)
-            layer.feedForward2(state.normed, rows: n, addingTo: x, scale: 0.5, hidden: state.hidden, output: state.projected,
-                                  scratch: state.rowScratch)
-            layer.normOut(x, rows: n, into: x)
-
-            // The attention cache keeps the last `leftContext` rows of [cache; this step's inputs].
-            let input = state.attentionInput(l)
-            input.update(from: input + n * d, count: leftContext * d)
-            keys.update(from: keys + n * d, count: leftContext * d)
-            values.update(from: values + n * d, count: leftContext * d)
+        for (layer, cache) in zip(layers, state.layers) {
+            layer(w.x, rows: n, cache: cache, workspace: w)
         }
-        state.cacheLength = min(leftContext, cached + n)
-        output.update(from: x, count: n * d)
+        output.update(from: w.x, count: n * dModel)
         return n
     }
 
@@ -113,58 +87,19 @@ package final class ConformerEncoder: Sendable {
         precondition(lookahead >= 0 && lookahead <= maxLookahead, "look-ahead \(lookahead) not prepared")
         let d = dModel
         let n = preEncode.outputLength(frames)
-        let ff = layers.first?.feedForward1.linear1.outputs ?? d
         let chunk = lookahead + 1
         let leftChunks = leftContext / chunk
-        let workspace = Tensor(zeros: [preEncode.scratchSize(frames: frames) + n * d * 8 + n * max(ff, 3 * d)
-                                       + RelPositionMultiHeadAttention.scratchSize(queries: chunk, keys: (leftChunks + 1) * chunk,
-                                                                                   headDim: description.headDim)
-                                       + (layers.first?.conv.kernel ?? 1) * d])
-        var cursor = workspace.data
-        func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
-        let stemScratch = take(preEncode.scratchSize(frames: frames))
-        let x = take(n * d), normed = take(n * d), q = take(n * d), k = take(n * d), v = take(n * d)
-        let context = take(n * d), projected = take(n * d), glu = take(n * d)
-        let hidden = take(n * max(ff, 3 * d))
-        let attentionScratch = take(RelPositionMultiHeadAttention.scratchSize(
-            queries: chunk, keys: (leftChunks + 1) * chunk, headDim: description.headDim))
-        let timeCache = take((layers.first?.conv.kernel ?? 1) * d)
-
-        preEncode(mel, frames: frames, into: x, scratch: stemScratch)
-        for i in 0..<(n * d) { x[i] *= xscale }
-        for (l, layer) in layers.enumerated() {
-            layer.normFeedForward1(x, rows: n, into: normed)
-            layer.feedForward1(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected,
-                                  scratch: nil)
-
-            layer.normSelfAtt(x, rows: n, into: normed)
-            let attn = layer.selfAttn
-            attn.linearQ(normed, rows: n, into: q)
-            attn.linearK(normed, rows: n, into: k)
-            attn.linearV(normed, rows: n, into: v)
-            var start = 0
-            while start < n {
-                let queries = min(chunk, n - start)
-                let firstKey = max(0, start - leftChunks * chunk)
-                attn.attend(q: q + start * d, queries: queries, keys: k + firstKey * d, values: v + firstKey * d,
-                            keyCount: start + queries - firstKey, positions: positions, layer: l,
-                            distanceOfFirstPair: start - firstKey, context: context + start * d,
-                            scratch: attentionScratch)
-                start += chunk
-            }
-            attn.linearOut(context, rows: n, into: x, accumulate: true)
-
-            layer.normConv(x, rows: n, into: normed)
-            timeCache.update(repeating: 0, count: (layer.conv.kernel - 1) * d)
-            layer.conv(normed, rows: n, addingTo: x, timeCache: timeCache, glu: glu, scratch: hidden, rowScratch: nil)
-
-            layer.normFeedForward2(x, rows: n, into: normed)
-            layer.feedForward2(normed, rows: n, addingTo: x, scale: 0.5, hidden: hidden, output: projected,
-                                  scratch: nil)
-            layer.normOut(x, rows: n, into: x)
+        let w = EncoderWorkspace(encoder: self, rows: n, window: frames,
+                                 attention: (queries: chunk, keys: (leftChunks + 1) * chunk))
+        _ = embed(mel, frames: frames, drop: 0, workspace: w)
+        let mask = RelPositionMultiHeadAttention.Mode.chunkedLimited(chunk: chunk, leftChunks: leftChunks)
+        for layer in layers {
+            // Offline, every layer's convolution starts from silence.
+            let convCache = ConformerConvolution.Cache(kernel: layer.conv.kernel, width: d)
+            layer(w.x, rows: n, attention: mask, convCache: convCache, workspace: w)
         }
         let result = Tensor(zeros: [n, d])
-        result.data.update(from: x, count: n * d)
+        result.data.update(from: w.x, count: n * d)
         return result
     }
 }

@@ -1,115 +1,121 @@
 import STTTensor
 
-/// Everything one stream owns in the encoder: the three caches of every layer and scratch space, all allocated once
-/// when the stream opens (sized for its look-ahead) and reused by every step.
-///
-/// Per layer the attention cache holds the last `leftContext` LayerNorm-ed attention inputs (what NeMo and the ONNX
-/// export call cache_last_channel) and, alongside, their key and value projections so a step projects only its new
-/// frames. The conv cache holds the last kernel − 1 GLU outputs (cache_last_time), time-major here.
+/// One layer's share of a stream: its attention cache and its convolution time cache.
+package struct LayerCache {
+    package let attention: RelPositionMultiHeadAttention.Cache
+    package let conv: ConformerConvolution.Cache
+}
+
+/// Everything one stream owns in the encoder: the caches of every layer, one workspace of scratch buffers, and how
+/// many cached rows are valid. All of it is allocated when the stream opens (sized for its look-ahead) and reused by
+/// every step.
 package final class EncoderState {
-    package let layers: Int
-    package let dModel: Int
+    package let layers: [LayerCache]
+    package let workspace: EncoderWorkspace
     package let leftContext: Int
-    package let convCacheSize: Int
     /// The most encoder frames one step may produce, and the widest mel window it may take.
     package let maxFrames: Int
     package let maxWindow: Int
-    /// Valid rows in the attention cache (filled from the end), as cache_last_channel_len.
-    package internal(set) var cacheLength = 0
 
+    /// Valid rows in the attention caches (filled from the end), as cache_last_channel_len.
+    package var cacheLength: Int { layers.first?.attention.length ?? 0 }
+
+    /// A fresh stream (zero caches) whose steps produce at most `maxFrames` encoder frames from windows of at most
+    /// `maxWindow` mel frames.
+    package init(encoder: ConformerEncoder, maxFrames: Int, maxWindow: Int) {
+        let d = encoder.dModel
+        leftContext = encoder.leftContext
+        self.maxFrames = maxFrames
+        self.maxWindow = maxWindow
+        layers = encoder.layers.map { layer in
+            LayerCache(attention: .init(leftContext: encoder.leftContext, maxStepRows: maxFrames, width: d),
+                       conv: .init(kernel: layer.conv.kernel, width: d))
+        }
+        workspace = EncoderWorkspace(encoder: encoder, rows: maxFrames, window: maxWindow,
+                                     attention: (queries: maxFrames, keys: encoder.leftContext + maxFrames))
+    }
+
+    /// Back to the state of a new stream.
+    package func reset() {
+        for cache in layers {
+            cache.attention.reset()
+            cache.conv.reset()
+        }
+    }
+
+    /// The caches in the ONNX export's layout: cache_last_channel [layers, leftContext, d],
+    /// cache_last_time [layers, d, kernel − 1], cache_last_channel_len.
+    package func exportedCaches() -> (channel: Tensor, time: Tensor, length: Int) {
+        let d = workspace.width
+        let past = layers.first?.conv.size ?? 0
+        let channel = Tensor(zeros: [layers.count, leftContext, d])
+        let time = Tensor(zeros: [layers.count, d, past])
+        for (l, cache) in layers.enumerated() {
+            (channel.data + l * leftContext * d).update(from: cache.attention.inputs, count: leftContext * d)
+            let frames = cache.conv.frames
+            for t in 0..<past {
+                for c in 0..<d { time.data[(l * d + c) * past + t] = frames[t * d + c] }
+            }
+        }
+        return (channel, time, cacheLength)
+    }
+}
+
+/// Scratch buffers for up to `rows` frames per layer, shared by every layer of a step (or of an offline pass).
+package final class EncoderWorkspace {
+    package let rows: Int
+    package let width: Int
     private let storage: Tensor
-    private let cacheRows: Int
-    private let attentionInputs: UnsafeMutablePointer<Float>
-    private let keyCache: UnsafeMutablePointer<Float>
-    private let valueCache: UnsafeMutablePointer<Float>
-    private let timeCaches: UnsafeMutablePointer<Float>
 
     let stem: UnsafeMutablePointer<Float>
     let stemScratch: UnsafeMutablePointer<Float>
     let x: UnsafeMutablePointer<Float>
     let normed: UnsafeMutablePointer<Float>
     let query: UnsafeMutablePointer<Float>
+    /// Keys and values of an offline pass (a streaming step writes its own into the attention cache).
+    let key: UnsafeMutablePointer<Float>
+    let value: UnsafeMutablePointer<Float>
     let context: UnsafeMutablePointer<Float>
     let projected: UnsafeMutablePointer<Float>
     let glu: UnsafeMutablePointer<Float>
+    /// The feed-forward's inner rows, or the convolution module's GLU input and conv output.
     let hidden: UnsafeMutablePointer<Float>
     let attentionScratch: UnsafeMutablePointer<Float>
     /// Rows repacked for the weight products (see `Kernels.gemm`).
-    let rowScratch: UnsafeMutablePointer<Float>
+    let products: UnsafeMutablePointer<Float>
 
-    /// A fresh stream (zero caches) whose steps produce at most `maxFrames` encoder frames from windows of at most
-    /// `maxWindow` mel frames.
-    package init(encoder: ConformerEncoder, maxFrames: Int, maxWindow: Int) {
+    /// - Parameters:
+    ///   - rows: the most frames a layer processes at once; `window`: the most mel frames the stem takes at once.
+    ///   - attention: the largest block of queries × keys one attention call scores.
+    init(encoder: ConformerEncoder, rows: Int, window: Int, attention: (queries: Int, keys: Int)) {
         let e = encoder.description
         let d = e.dModel
-        layers = e.layers
-        dModel = d
-        leftContext = encoder.leftContext
-        convCacheSize = e.convCacheSize
-        self.maxFrames = maxFrames
-        self.maxWindow = maxWindow
-        cacheRows = leftContext + maxFrames
-        let ff = e.feedForward
-        let stemOut = encoder.preEncode.outputLength(maxWindow)
-        let sizes = [
-            3 * layers * cacheRows * d,                    // attention inputs, keys, values
-            layers * convCacheSize * d,                    // time caches
-            stemOut * d,                                   // stem output
-            encoder.preEncode.scratchSize(frames: maxWindow),
-            6 * maxFrames * d,                             // x, normed, query, context, projected, glu
-            maxFrames * max(ff, 3 * d),                    // hidden
-            RelPositionMultiHeadAttention.scratchSize(queries: maxFrames, keys: cacheRows, headDim: e.headDim),
-            max(encoder.preEncode.productScratch(frames: maxWindow),
-                Kernels.gemmScratch(rows: maxFrames, inputs: max(ff, 2 * d))),
-        ]
-        storage = Tensor(zeros: [sizes.reduce(0, +)])
+        self.rows = rows
+        width = d
+        let hiddenWidth = max(e.feedForward, ConformerConvolution.hiddenPerRow(width: d))
+        let sizes = (
+            stem: encoder.preEncode.outputLength(window) * d,
+            stemScratch: encoder.preEncode.scratchSize(frames: window),
+            attention: RelPositionMultiHeadAttention.scratchSize(queries: attention.queries, keys: attention.keys,
+                                                                 headDim: e.headDim),
+            products: max(encoder.preEncode.productScratch(frames: window),
+                          Kernels.gemmScratch(rows: rows, inputs: max(e.feedForward, 2 * d))))
+        storage = Tensor(zeros: [sizes.stem + sizes.stemScratch + 8 * rows * d + rows * hiddenWidth
+                                 + sizes.attention + sizes.products])
         var cursor = storage.data
         func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
-        attentionInputs = take(layers * cacheRows * d)
-        keyCache = take(layers * cacheRows * d)
-        valueCache = take(layers * cacheRows * d)
-        timeCaches = take(layers * convCacheSize * d)
-        stem = take(stemOut * d)
-        stemScratch = take(sizes[3])
-        x = take(maxFrames * d)
-        normed = take(maxFrames * d)
-        query = take(maxFrames * d)
-        context = take(maxFrames * d)
-        projected = take(maxFrames * d)
-        glu = take(maxFrames * d)
-        hidden = take(maxFrames * max(ff, 3 * d))
-        attentionScratch = take(sizes[6])
-        rowScratch = take(sizes[7])
-    }
-
-    /// Rows [0, leftContext) are the cache, then room for one step's frames.
-    func attentionInput(_ layer: Int) -> UnsafeMutablePointer<Float> { attentionInputs + layer * cacheRows * dModel }
-    func keys(_ layer: Int) -> UnsafeMutablePointer<Float> { keyCache + layer * cacheRows * dModel }
-    func values(_ layer: Int) -> UnsafeMutablePointer<Float> { valueCache + layer * cacheRows * dModel }
-    func timeCache(_ layer: Int) -> UnsafeMutablePointer<Float> { timeCaches + layer * convCacheSize * dModel }
-
-    /// Back to the state of a new stream.
-    package func reset() {
-        cacheLength = 0
-        attentionInputs.update(repeating: 0, count: layers * cacheRows * dModel)
-        keyCache.update(repeating: 0, count: layers * cacheRows * dModel)
-        valueCache.update(repeating: 0, count: layers * cacheRows * dModel)
-        timeCaches.update(repeating: 0, count: layers * convCacheSize * dModel)
-    }
-
-    /// The caches in the ONNX export's layout: cache_last_channel [layers, leftContext, d],
-    /// cache_last_time [layers, d, kernel − 1], cache_last_channel_len.
-    package func exportedCaches() -> (channel: Tensor, time: Tensor, length: Int) {
-        let d = dModel
-        let channel = Tensor(zeros: [layers, leftContext, d])
-        let time = Tensor(zeros: [layers, d, convCacheSize])
-        for l in 0..<layers {
-            (channel.data + l * leftContext * d).update(from: attentionInput(l), count: leftContext * d)
-            let cache = timeCache(l)
-            for t in 0..<convCacheSize {
-                for c in 0..<d { time.data[(l * d + c) * convCacheSize + t] = cache[t * d + c] }
-            }
-        }
-        return (channel, time, cacheLength)
+        stem = take(sizes.stem)
+        stemScratch = take(sizes.stemScratch)
+        x = take(rows * d)
+        normed = take(rows * d)
+        query = take(rows * d)
+        key = take(rows * d)
+        value = take(rows * d)
+        context = take(rows * d)
+        projected = take(rows * d)
+        glu = take(rows * d)
+        hidden = take(rows * hiddenWidth)
+        attentionScratch = take(sizes.attention)
+        products = take(sizes.products)
     }
 }

@@ -89,13 +89,20 @@ package struct ConformerFeedForward: Sendable {
         linear2 = try Linear(r, name + ".linear2")
     }
 
-    /// residual += scale · FF(x); `hidden` holds rows × ff floats.
+    /// residual += scale · FF(x).
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
-                        scale: Float, hidden: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>?) {
-        linear1(x, rows: rows, into: hidden, scratch: scratch)
-        Kernels.swish(hidden, count: rows * linear1.outputs)
-        linear2(hidden, rows: rows, into: output, scratch: scratch)
-        Kernels.axpy(residual, output, count: rows * linear2.outputs, alpha: scale)
+                        scale: Float, workspace w: EncoderWorkspace) {
+        linear1(x, rows: rows, into: w.hidden, workspace: w)
+        Kernels.swish(w.hidden, count: rows * linear1.outputs)
+        linear2(w.hidden, rows: rows, into: w.projected, workspace: w)
+        Kernels.axpy(residual, w.projected, count: rows * linear2.outputs, alpha: scale)
+    }
+}
+
+extension Linear {
+    /// The product with the workspace's row scratch.
+    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
+                        accumulate: Bool = false, workspace w: EncoderWorkspace) {
+        self(x, rows: rows, into: y, accumulate: accumulate, scratch: w.products)
     }
 }

@@ -3,8 +3,7 @@ import STTWeightLoader
 
 /// NeMo's RelPositionMultiHeadAttention (Transformer-XL style, untied biases u and v per layer):
 ///   score(i, j) = ((q_i + u)·k_j + (q_i + v)·p(pos_i − pos_j)) / √d_k,   p = linear_pos(positional table row)
-/// Keys and values of earlier steps come from the attention cache; masked keys are left out of the softmax, which
-/// is what NeMo's fill with −10000 amounts to in float32.
+/// Masked keys are left out of the softmax, which is what NeMo's fill with −10000 amounts to in float32.
 package struct RelPositionMultiHeadAttention: Sendable {
     package let linearQ: Linear
     package let linearK: Linear
@@ -15,8 +14,19 @@ package struct RelPositionMultiHeadAttention: Sendable {
     let posBiasV: Tensor
     package let heads: Int
     package let headDim: Int
+    /// linear_pos of the table rows this attention can use, computed once at load.
+    let positions: RelativePositions
 
-    init(_ r: ParameterReader, _ name: String, heads: Int, headDim: Int) throws(LoaderError) {
+    /// Which keys each query sees.
+    package enum Mode {
+        /// A streaming step: the cache's valid rows, then this step's rows; every query sees every one of them.
+        case streaming(Cache)
+        /// A whole utterance under NeMo's chunked-limited mask: frame i sees its own chunk and `leftChunks` before.
+        case chunkedLimited(chunk: Int, leftChunks: Int)
+    }
+
+    init(_ r: ParameterReader, _ name: String, heads: Int, headDim: Int, table: Tensor,
+         distances: ClosedRange<Int>) throws(LoaderError) {
         linearQ = try Linear(r, name + ".linear_q")
         linearK = try Linear(r, name + ".linear_k")
         linearV = try Linear(r, name + ".linear_v")
@@ -24,8 +34,40 @@ package struct RelPositionMultiHeadAttention: Sendable {
         linearPos = try Linear(r, name + ".linear_pos", bias: false)
         posBiasU = try r.tensor(name + ".pos_bias_u")
         posBiasV = try r.tensor(name + ".pos_bias_v")
+        guard posBiasU.count == heads * headDim, posBiasV.count == heads * headDim else {
+            throw .notFastConformer(r.graph.path, "\(name).pos_bias_u/v do not hold \(heads) × \(headDim) values")
+        }
         self.heads = heads
         self.headDim = headDim
+        positions = try RelativePositions(table: table, linearPos: linearPos, distances: distances, path: r.graph.path)
+    }
+
+    /// residual += MHA(a): `a` holds `rows` LayerNorm-ed inputs; in a streaming step they join the cache.
+    func callAsFunction(_ a: UnsafePointer<Float>, rows n: Int, addingTo residual: UnsafeMutablePointer<Float>,
+                        _ mode: Mode, workspace w: EncoderWorkspace) {
+        let d = heads * headDim
+        linearQ(a, rows: n, into: w.query, workspace: w)
+        switch mode {
+        case .streaming(let cache):
+            cache.append(a, rows: n, keys: linearK, values: linearV, workspace: w)
+            let first = cache.firstVisibleRow
+            attend(q: w.query, queries: n, keys: cache.keys + first * d, values: cache.values + first * d,
+                   keyCount: cache.visibleRows, distanceOfFirstPair: cache.leftContext - first,
+                   context: w.context, scratch: w.attentionScratch)
+            cache.dropOldest()
+        case .chunkedLimited(let chunk, let leftChunks):
+            linearK(a, rows: n, into: w.key, workspace: w)
+            linearV(a, rows: n, into: w.value, workspace: w)
+            for start in stride(from: 0, to: n, by: chunk) {
+                let queries = min(chunk, n - start)
+                let firstKey = max(0, start - leftChunks * chunk)
+                attend(q: w.query + start * d, queries: queries, keys: w.key + firstKey * d,
+                       values: w.value + firstKey * d, keyCount: start + queries - firstKey,
+                       distanceOfFirstPair: start - firstKey, context: w.context + start * d,
+                       scratch: w.attentionScratch)
+            }
+        }
+        linearOut(w.context, rows: n, into: residual, accumulate: true, workspace: w)
     }
 
     /// Scratch floats for a block of `queries` × `keys`.
@@ -35,12 +77,11 @@ package struct RelPositionMultiHeadAttention: Sendable {
 
     /// context[queries, d] for one block in which every query sees every key.
     /// - q: projected queries [queries, d]; keys/values: projected [keyCount, d] (row stride d).
-    /// - positions: linear_pos of the table rows, row r ↔ relative distance `maxDistance − r`.
     /// - distanceOfFirstPair: position of query 0 minus position of key 0.
-    func attend(q: UnsafePointer<Float>, queries: Int,
-                keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyCount: Int,
-                positions: RelativePositions, layer: Int, distanceOfFirstPair: Int,
-                context: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    private func attend(q: UnsafePointer<Float>, queries: Int,
+                        keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyCount: Int,
+                        distanceOfFirstPair: Int, context: UnsafeMutablePointer<Float>,
+                        scratch: UnsafeMutablePointer<Float>) {
         let d = heads * headDim
         let qu = scratch, qv = scratch + queries * headDim
         let scores = qv + queries * headDim
@@ -52,7 +93,7 @@ package struct RelPositionMultiHeadAttention: Sendable {
         let base = positions.maxDistance - distanceOfFirstPair
         let firstRow = base - (queries - 1)
         precondition(firstRow >= 0 && base + keyCount - 1 < positions.rows, "relative distance outside the table")
-        let p = positions.projected[layer].data + firstRow * d
+        let p = positions.projected.data + firstRow * d
         for h in 0..<heads {
             let u = posBiasU.data + h * headDim, v = posBiasV.data + h * headDim
             for i in 0..<queries {
@@ -79,31 +120,91 @@ package struct RelPositionMultiHeadAttention: Sendable {
     }
 }
 
-/// linear_pos applied once to the positional-table rows a chunked-limited attention can use: relative distances
-/// from −maxLookahead to leftContext + maxLookahead. Shared by all streams.
-package struct RelativePositions: Sendable {
-    /// Per layer: [rows, d], row r ↔ distance maxDistance − r.
-    package let projected: [Tensor]
-    package let maxDistance: Int
-    package let minDistance: Int
-    package var rows: Int { maxDistance - minDistance + 1 }
+extension RelPositionMultiHeadAttention {
+    /// One stream's attention cache of one layer: the last `leftContext` LayerNorm-ed inputs (NeMo's and the ONNX
+    /// export's cache_last_channel), oldest first, and alongside them their key and value projections, so that a step
+    /// projects only its own rows. Rows are filled from the end; `length` of them are valid.
+    package final class Cache {
+        package let leftContext: Int
+        /// Valid cached rows (cache_last_channel_len).
+        package private(set) var length = 0
+        let width: Int
+        private let capacity: Int
+        private var pending = 0
+        private let storage: Tensor
+        /// [leftContext + a step's rows, width] each: the cache, then the rows of the step in progress.
+        let inputs: UnsafeMutablePointer<Float>
+        let keys: UnsafeMutablePointer<Float>
+        let values: UnsafeMutablePointer<Float>
 
-    init(table: Tensor, layers: [RelPositionMultiHeadAttention], minDistance: Int, maxDistance: Int,
-         path: String) throws(LoaderError) {
-        // Table row for distance p is center − p, center = (rows − 1) / 2 (positions max_len−1 … −(max_len−1)).
+        init(leftContext: Int, maxStepRows: Int, width: Int) {
+            self.leftContext = leftContext
+            self.width = width
+            capacity = leftContext + maxStepRows
+            storage = Tensor(zeros: [3, capacity, width])
+            inputs = storage.data
+            keys = inputs + capacity * width
+            values = keys + capacity * width
+        }
+
+        /// The first row a query may see: invalid rows at the front are masked.
+        var firstVisibleRow: Int { leftContext - length }
+        /// Valid cached rows plus the step's rows.
+        var visibleRows: Int { length + pending }
+
+        /// Puts a step's inputs after the cached rows, with their key and value projections.
+        func append(_ a: UnsafePointer<Float>, rows n: Int, keys linearK: Linear, values linearV: Linear,
+                    workspace w: EncoderWorkspace) {
+            precondition(n <= capacity - leftContext, "a step of \(n) rows exceeds the cache's \(capacity - leftContext)")
+            let tail = leftContext * width
+            (inputs + tail).update(from: a, count: n * width)
+            linearK(a, rows: n, into: keys + tail, workspace: w)
+            linearV(a, rows: n, into: values + tail, workspace: w)
+            pending = n
+        }
+
+        /// Keeps the last `leftContext` rows of [cache; step], dropping the oldest.
+        func dropOldest() {
+            let shift = pending * width, count = leftContext * width
+            inputs.update(from: inputs + shift, count: count)
+            keys.update(from: keys + shift, count: count)
+            values.update(from: values + shift, count: count)
+            length = min(leftContext, length + pending)
+            pending = 0
+        }
+
+        func reset() {
+            storage.data.update(repeating: 0, count: storage.count)
+            length = 0
+            pending = 0
+        }
+    }
+}
+
+/// linear_pos applied once to the positional-table rows a chunked-limited attention can use: relative distances
+/// from −maxLookahead to leftContext + maxLookahead.
+struct RelativePositions: Sendable {
+    /// [rows, d], row r ↔ distance maxDistance − r.
+    let projected: Tensor
+    let maxDistance: Int
+    let minDistance: Int
+    var rows: Int { maxDistance - minDistance + 1 }
+
+    /// `table` is the export's [1, 2·max_len − 1, d] constant for positions max_len − 1 … −(max_len − 1).
+    init(table: Tensor, linearPos: Linear, distances: ClosedRange<Int>, path: String) throws(LoaderError) {
+        guard table.rank == 3, table.shape[2] == linearPos.inputs else {
+            throw .notFastConformer(path, "the positional table has shape \(table.shape), expected [1, rows, \(linearPos.inputs)]")
+        }
         let tableRows = table.shape[1], d = table.shape[2]
         let center = (tableRows - 1) / 2
-        guard center - maxDistance >= 0, center - minDistance < tableRows else {
-            throw .notFastConformer(path, "the positional table (\(tableRows) rows) does not reach distance \(maxDistance)")
+        guard center - distances.upperBound >= 0, center - distances.lowerBound < tableRows else {
+            throw .notFastConformer(path, "the positional table (\(tableRows) rows) does not reach distance \(distances.upperBound)")
         }
-        let rows = maxDistance - minDistance + 1
-        let slice = table.data + (center - maxDistance) * d
-        projected = layers.map { attention in
-            let out = Tensor(zeros: [rows, d])
-            attention.linearPos(slice, rows: rows, into: out.data)
-            return out
-        }
-        self.maxDistance = maxDistance
-        self.minDistance = minDistance
+        maxDistance = distances.upperBound
+        minDistance = distances.lowerBound
+        projected = Tensor(zeros: [distances.count, linearPos.outputs])
+        let scratch = Tensor(zeros: [Kernels.gemmScratch(rows: distances.count, inputs: d)])
+        linearPos(table.data + (center - maxDistance) * d, rows: distances.count, into: projected.data,
+                  scratch: scratch.data)
     }
 }

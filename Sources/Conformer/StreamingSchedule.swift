@@ -42,8 +42,8 @@ package struct StreamingSchedule: Sendable, Equatable {
     /// The widest window: hop + overlap.
     package var maxWindow: Int { hop + overlap }
 
-    /// The window of step `index` for a stream whose mel frames are all available (a live stream waits until
-    /// `end` frames exist; the last step of a finished stream is cut at the stream's end).
+    /// The window of step `index` for a stream whose mel frames are all available. `MelWindowBuffer` hands these
+    /// out of a live stream as they complete and cuts the last ones when the signal ends.
     package func window(step index: Int) -> Window {
         switch convention {
         case .exportCompatible:

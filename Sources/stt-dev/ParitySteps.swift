@@ -47,7 +47,7 @@ struct ParitySteps: ParsableCommand {
         let schedule = StreamingSchedule(lookahead: r, subsamplingFactor: encoder.description.subsamplingFactor,
                                          convention: .exportCompatible)
         let needed = schedule.hop * calls
-        let stream: [Float]   // [features, needed]
+        let stream: [Float]   // [needed, features], time-major
         if let mel {
             let array = try NPYArray(contentsOf: URL(fileURLWithPath: mel))
             guard array.shape.count == 2, array.shape[0] == features, !array.floats.isEmpty else {
@@ -55,7 +55,7 @@ struct ParitySteps: ParsableCommand {
             }
             // Repeat the stream if it is shorter than the calls need.
             let frames = array.shape[1]
-            stream = (0..<features).flatMap { f in (0..<needed).map { t in array.floats[f * frames + t % frames] } }
+            stream = (0..<needed).flatMap { t in (0..<features).map { f in array.floats[f * frames + t % frames] } }
         } else {
             stream = Self.syntheticMel(features: features, frames: needed)
         }
@@ -64,19 +64,26 @@ struct ParitySteps: ParsableCommand {
 
         let d = encoder.dModel, w = schedule.maxWindow, n = schedule.framesPerStep
         let state = EncoderState(encoder: encoder, maxFrames: n, maxWindow: w)
+        var buffer = MelWindowBuffer(schedule: schedule, features: features)
         let window = Tensor(zeros: [w, features])
         let output = Tensor(zeros: [n, d])
         var windows: [Float] = [], outputs: [Float] = [], lengths: [Int64] = []
         var channel: [Float] = [], time: [Float] = [], channelLength: [Int64] = []
-        for k in 0..<calls {
-            let span = schedule.window(step: k)
-            for t in 0..<w {
-                let source = span.start + t
-                for f in 0..<features { window.data[t * features + f] = source >= 0 ? stream[f * needed + source] : 0 }
+        var fed = 0
+        for _ in 0..<calls {
+            // Frames arrive one at a time until the next window is complete (the last call's ends at `needed`).
+            var next = buffer.next(into: window.data)
+            while next == nil, fed < needed {
+                stream.withUnsafeBufferPointer { all in
+                    buffer.append(UnsafeBufferPointer(rebasing: all[(fed * features)..<((fed + 1) * features)]))
+                }
+                fed += 1
+                next = buffer.next(into: window.data)
             }
+            guard let span = next else { throw CommandFailure("the log-mel stream ended before call \(buffer.steps)") }
             // ONNX layout [features, W].
             for f in 0..<features { for t in 0..<w { windows.append(window.data[t * features + f]) } }
-            let frames = encoder.step(state, mel: window.data, frames: w, drop: span.drop, output: output.data)
+            let frames = encoder.step(state, mel: window.data, frames: span.length, drop: span.drop, output: output.data)
             for c in 0..<d { for t in 0..<n { outputs.append(t < frames ? output.data[t * d + c] : 0) } }
             lengths.append(Int64(frames))
             let caches = state.exportedCaches()
@@ -100,7 +107,8 @@ struct ParitySteps: ParsableCommand {
             .write(to: outDir.appendingPathComponent("meta.json"))
     }
 
-    /// Log-mel-like values: slowly varying formant-like bands over a noise floor, in the range real speech has.
+    /// Log-mel-like values, time-major: slowly varying formant-like bands over a noise floor, in the range real speech
+    /// has.
     static func syntheticMel(features: Int, frames: Int) -> [Float] {
         var seed: UInt64 = 0x9E3779B97F4A7C15
         func noise() -> Float {
@@ -112,7 +120,7 @@ struct ParitySteps: ParsableCommand {
             let phase = Float(t) * 0.07
             for f in 0..<features {
                 let band = sin(Float(f) * 0.21 + phase) + 0.6 * sin(Float(f) * 0.05 - phase * 1.7)
-                values[f * frames + t] = -9 + 4.5 * band + 2 * noise()
+                values[t * features + f] = -9 + 4.5 * band + 2 * noise()
             }
         }
         return values

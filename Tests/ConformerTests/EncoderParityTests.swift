@@ -5,18 +5,6 @@ import STTTensor
 import STTWeightLoader
 @testable import STTConformer
 
-/// Mel window [start, end) of a feature-major [features, frames] array as time-major rows; frames outside the
-/// array are zero (the export convention's leading zero frames).
-func window(_ mel: NPYArray, _ w: StreamingSchedule.Window, into buffer: UnsafeMutablePointer<Float>) {
-    let features = mel.shape[0], frames = mel.shape[1]
-    for t in 0..<w.length {
-        let source = w.start + t
-        for f in 0..<features {
-            buffer[t * features + f] = source >= 0 && source < frames ? mel.floats[f * frames + source] : 0
-        }
-    }
-}
-
 func loadEncoder(_ folder: String) throws -> ConformerEncoder {
     try ConformerEncoder(graph: ExportedGraph(path: Fixtures.encoderFile(folder)))
 }
@@ -41,9 +29,9 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
         let out = Tensor(zeros: [schedule.framesPerStep, d])
         var outputDeviation = Deviation(), channelDeviation = Deviation(), timeDeviation = Deviation()
         #expect(outputs.shape[0] >= calls)
+        var feed = MelFeed(mel, schedule: schedule)
         for k in 0..<calls {
-            let w = schedule.window(step: k)
-            window(mel, w, into: buffer.data)
+            guard let w = feed.next(into: buffer.data) else { Issue.record("call \(k): the mel stream ends"); break }
             let n = encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
             #expect(Int64(n) == lengths.integers[k], "call \(k): frames")
             // ONNX outputs are [d, T]; ours [T, d].
@@ -114,19 +102,13 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
         let schedule = StreamingSchedule(lookahead: lookahead, convention: .native)
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         let d = encoder.dModel
-        let total = encoder.preEncode.outputLength(mel.shape[1])
         let buffer = Tensor(zeros: [schedule.maxWindow, 80])
         let out = Tensor(zeros: [schedule.framesPerStep, d])
         var frames: [Float] = []
-        var step = 0
-        while frames.count / d < total {
-            let w = schedule.window(step: step)
-            let cut = StreamingSchedule.Window(start: w.start, end: min(w.end, mel.shape[1]), drop: w.drop)
-            window(mel, cut, into: buffer.data)
-            let n = encoder.step(state, mel: buffer.data, frames: cut.length, drop: cut.drop, output: out.data)
+        var feed = MelFeed(mel, schedule: schedule)
+        while let w = feed.next(into: buffer.data, finishing: .wholeSignal) {
+            let n = encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
             frames += Array(UnsafeBufferPointer(start: out.data, count: n * d))
-            step += 1
-            if n == 0 { break }
         }
         return frames
     }

@@ -17,9 +17,9 @@ import STTTensor
             let buffer = Tensor(zeros: [schedule.maxWindow, 80])
             let out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
             var allocations: [Int] = []
-            for k in 0..<12 {
-                let w = schedule.window(step: k)
-                window(mel, w, into: buffer.data)
+            var feed = MelFeed(mel, schedule: schedule)
+            for _ in 0..<12 {
+                guard let w = feed.next(into: buffer.data) else { Issue.record("the mel stream ends"); break }
                 malloc_counter_start()
                 encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
                 allocations.append(malloc_counter_stop())
@@ -44,16 +44,16 @@ import STTTensor
         let buffer = Tensor(zeros: [schedule.maxWindow, 80])
         let first = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
         let again = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
-        let w = schedule.window(step: 0)
-        window(mel, w, into: buffer.data)
-        encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: first.data)
-        for k in 1..<5 {
-            let w = schedule.window(step: k)
-            window(mel, w, into: buffer.data)
-            encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: again.data)
+        var feed = MelFeed(mel, schedule: schedule)
+        for k in 0..<5 {
+            let next = feed.next(into: buffer.data)
+            let w = try #require(next)
+            encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: k == 0 ? first.data : again.data)
         }
         state.reset()
-        window(mel, w, into: buffer.data)
+        var fromTheStart = MelFeed(mel, schedule: schedule)
+        let next = fromTheStart.next(into: buffer.data)
+        let w = try #require(next)
         encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: again.data)
         #expect(first.array == again.array)
         #expect(state.cacheLength == schedule.framesPerStep)

@@ -20,14 +20,10 @@ import STTKit
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         let window = Tensor(zeros: [schedule.maxWindow, 80]), out = Tensor(zeros: [t, encoder.dModel])
         let logits = Tensor(zeros: [classes])
-        let frames = mel.shape[1]
+        var feed = MelFeed(mel, schedule: schedule)
         var worst = Deviation(), argmaxAgree = 0
         for k in 0..<calls {
-            let w = schedule.window(step: k)
-            for i in 0..<w.length {
-                let s = w.start + i
-                for f in 0..<80 { window.data[i * 80 + f] = s >= 0 && s < frames ? mel.floats[f * frames + s] : 0 }
-            }
+            guard let w = feed.next(into: window.data) else { Issue.record("call \(k): the mel stream ends"); break }
             let n = encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: out.data)
             #expect(n == t)
             for i in 0..<n {

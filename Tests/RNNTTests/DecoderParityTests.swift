@@ -71,14 +71,10 @@ func loadDecoder(_ folder: String) throws -> RNNTDecoder {
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         let greedy = GreedyState(decoder: decoder)
         let window = Tensor(zeros: [schedule.maxWindow, 80]), out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
-        let frames = mel.shape[1]
+        var feed = MelFeed(mel, schedule: schedule)
         var tokens: [Int] = []
         for k in 0..<40 {
-            let w = schedule.window(step: k)
-            for i in 0..<w.length {
-                let s = w.start + i
-                for f in 0..<80 { window.data[i * 80 + f] = s >= 0 && s < frames ? mel.floats[f * frames + s] : 0 }
-            }
+            guard let w = feed.next(into: window.data) else { Issue.record("call \(k): the mel stream ends"); break }
             let n = encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: out.data)
             greedy.decode(decoder, frames: out.data, count: n, width: encoder.dModel) { tokens.append($0.id) }
         }

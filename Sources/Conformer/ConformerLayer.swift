@@ -1,0 +1,58 @@
+import STTTensor
+import STTWeightLoader
+
+/// One FastConformer block (macaron): ½·FF1, self-attention with its cache, convolution with its cache, ½·FF2,
+/// and the layer's own output LayerNorm.
+package struct ConformerLayer: Sendable {
+    package let normFeedForward1: LayerNorm
+    package let feedForward1: ConformerFeedForward
+    package let normSelfAtt: LayerNorm
+    package let selfAttn: RelPositionMultiHeadAttention
+    package let normConv: LayerNorm
+    package let conv: ConformerConvolution
+    package let normFeedForward2: LayerNorm
+    package let feedForward2: ConformerFeedForward
+    package let normOut: LayerNorm
+
+    /// - Parameters:
+    ///   - table: the export's relative positional table; `distances` are those the attention will be asked for.
+    init(_ r: ParameterReader, index n: Int, description e: EncoderDescription, table: Tensor,
+         distances: ClosedRange<Int>) throws(LoaderError) {
+        let name = "layers.\(n)"
+        let eps = e.layerNormEpsilon
+        normFeedForward1 = try LayerNorm(r, name + ".norm_feed_forward1", epsilon: eps)
+        feedForward1 = try ConformerFeedForward(r, name + ".feed_forward1")
+        normSelfAtt = try LayerNorm(r, name + ".norm_self_att", epsilon: eps)
+        selfAttn = try RelPositionMultiHeadAttention(r, name + ".self_attn", heads: e.heads, headDim: e.headDim,
+                                                     table: table, distances: distances)
+        normConv = try LayerNorm(r, name + ".norm_conv", epsilon: eps)
+        conv = try ConformerConvolution(r, name + ".conv", epsilon: eps)
+        normFeedForward2 = try LayerNorm(r, name + ".norm_feed_forward2", epsilon: eps)
+        feedForward2 = try ConformerFeedForward(r, name + ".feed_forward2")
+        normOut = try LayerNorm(r, name + ".norm_out", epsilon: eps)
+    }
+
+    /// One streaming step of `rows` frames x [rows, d], in place; reads and advances this layer's caches.
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows: Int, cache: LayerCache, workspace: EncoderWorkspace) {
+        self(x, rows: rows, attention: .streaming(cache.attention), convCache: cache.conv, workspace: workspace)
+    }
+
+    /// x [rows, d] through the block, in place.
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows n: Int, attention: RelPositionMultiHeadAttention.Mode,
+                        convCache: ConformerConvolution.Cache, workspace w: EncoderWorkspace) {
+        let normed = w.normed
+        normFeedForward1(x, rows: n, into: normed)
+        feedForward1(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)
+
+        normSelfAtt(x, rows: n, into: normed)
+        selfAttn(normed, rows: n, addingTo: x, attention, workspace: w)
+
+        normConv(x, rows: n, into: normed)
+        conv(normed, rows: n, addingTo: x, cache: convCache, workspace: w)
+
+        normFeedForward2(x, rows: n, into: normed)
+        feedForward2(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)
+
+        normOut(x, rows: n, into: x)
+    }
+}
