@@ -11,16 +11,12 @@ final class StreamCore {
     /// Seconds of 16 kHz audio that reached the frontend.
     var duration: Double { Double(frontend.samplesPushed) / Double(MelFrontend.sampleRate) }
 
-    private let schedule: StreamingSchedule
     private let frontend = MelFrontend()
     private var resampler: Resampler?
     private let state: EncoderState
     private let greedy: GreedyState?
     private let useCTC: Bool
-    private var mel: [Float] = []           // mel frames from melStart on, time-major
-    private var melStart = 0
-    private var melFrames = 0               // frames the frontend has emitted
-    private var step = 0
+    private var windows: MelWindowBuffer
     private let window: Tensor
     private let encoded: Tensor
     private let ctcLogits: Tensor
@@ -35,7 +31,8 @@ final class StreamCore {
         let e = model.encoder.description
         features = e.melFeatures
         frameSeconds = Double(e.subsamplingFactor * MelFrontend.hop) / Double(MelFrontend.sampleRate)
-        schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: e.subsamplingFactor, convention: convention)
+        let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: e.subsamplingFactor, convention: convention)
+        windows = MelWindowBuffer(schedule: schedule, features: features)
         state = EncoderState(encoder: model.encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         useCTC = decoder == .ctc
         greedy = decoder == .rnnt ? model.rnnt.map { GreedyState(decoder: $0) } : nil
@@ -43,7 +40,6 @@ final class StreamCore {
         encoded = Tensor(zeros: [schedule.framesPerStep, model.encoder.dModel])
         ctcLogits = Tensor(zeros: [model.ctc?.classes ?? 1])
         lastCTC = (model.ctc?.classes ?? 1) - 1
-        mel.reserveCapacity(4 * schedule.maxWindow * features)
     }
 
     func push(_ samples: UnsafeBufferPointer<Float>, sampleRate: Int) throws(TranscriptionError) -> [Token] {
@@ -60,7 +56,7 @@ final class StreamCore {
             let converted = resampler.map { $0(Array(samples)) } ?? []
             converted.withUnsafeBufferPointer { buffer in frontend.push(buffer) { frame in append(frame) } }
         }
-        runSteps(final: false)
+        runSteps()
         return Array(tokens[before...])
     }
 
@@ -68,7 +64,8 @@ final class StreamCore {
         guard !finished else { return tokens }
         finished = true
         frontend.finish { frame in append(frame) }
-        runSteps(final: true)
+        windows.finish(.nemo)
+        runSteps()
         // The last encoder frame may reach past the audio's end; no token does.
         let end = duration
         tokens = tokens.map { $0.end <= end ? $0 : $0.clamped(to: end) }
@@ -80,58 +77,20 @@ final class StreamCore {
         resampler = nil
         state.reset()
         greedy?.reset(blank: model.rnnt?.blank ?? 0)
-        mel.removeAll(keepingCapacity: true)
-        melStart = 0
-        melFrames = 0
-        step = 0
+        windows.reset()
         tokens.removeAll()
         lastCTC = (model.ctc?.classes ?? 1) - 1
         encoderFrames = 0
         finished = false
     }
 
-    private func append(_ frame: UnsafeBufferPointer<Float>) {
-        mel.append(contentsOf: frame)
-        melFrames += 1
-    }
+    private func append(_ frame: UnsafeBufferPointer<Float>) { windows.append(frame) }
 
-    /// Steps whose window is complete; at the end, NeMo's rule: the signal has ⌊N/160⌋ valid frames (the last mel
-    /// column is NeMo's zeroed padding), and a final chunk of fewer than `factor` columns is not run.
-    private func runSteps(final: Bool) {
-        let valid = final ? max(0, melFrames - 1) : Int.max
-        while true {
-            let w = schedule.window(step: step)
-            // The first mel column this step adds (NeMo's buffer index).
-            let chunkStart = step == 0 ? 0 : w.end - schedule.hop
-            if final {
-                let columns = min(w.end, melFrames) - chunkStart
-                if chunkStart >= melFrames || columns < (step == 0 ? 1 : schedule.factor) { break }
-            } else if w.end > melFrames {
-                break   // wait until the window is complete
-            }
-            let end = min(w.end, valid)
-            let length = end - w.start
-            if length <= 0 { break }
-            for t in 0..<length {
-                let source = w.start + t
-                let row = window.data + t * features
-                if source < 0 {
-                    row.update(repeating: 0, count: features)
-                } else {
-                    mel.withUnsafeBufferPointer { m in
-                        if let base = m.baseAddress { row.update(from: base + (source - melStart) * features, count: features) }
-                    }
-                }
-            }
-            let n = model.encoder.step(state, mel: window.data, frames: length, drop: w.drop, output: encoded.data)
+    /// Every step whose window is complete (at the end, NeMo's end rule; see `MelWindowBuffer`).
+    private func runSteps() {
+        while let w = windows.next(into: window.data) {
+            let n = model.encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: encoded.data)
             decode(frames: n)
-            step += 1
-            // Frames before the next window are no longer needed.
-            let drop = min(schedule.window(step: step).start - melStart, mel.count / features)
-            if drop > 2 * schedule.maxWindow {
-                mel.removeFirst(drop * features)
-                melStart += drop
-            }
         }
     }
 
