@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(
             name: "WeightLoaderTests", dependencies: ["STTWeightLoader", "STTTensor", "STTTestFixtures"],
             path: "Tests/WeightLoaderTests"),
-        .testTarget(name: "STTTests", dependencies: ["stt", "stt-dev"], path: "Tests/STTTests"),
+        .testTarget(name: "STTTests", dependencies: ["stt", "stt-dev", "STTTestFixtures"], path: "Tests/STTTests"),
         .testTarget(
             name: "AudioTests", dependencies: ["STTAudio", "STTTensor", "STTTestFixtures"], path: "Tests/AudioTests"),
         .testTarget(
