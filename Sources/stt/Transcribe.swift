@@ -40,7 +40,7 @@ struct ModelOptions: ParsableArguments {
     var threads: Int = 1
 
     func load() throws -> (SpeechModel, TranscriptionStream.Options) {
-        Kernels.threads = threads
+        Kernels.useSingleThreadedBLAS()
         let speech: SpeechModel
         do { speech = try SpeechModel(folder: model) } catch { throw CommandFailure(error) }
         let options = TranscriptionStream.Options(
