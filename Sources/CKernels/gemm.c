@@ -1,13 +1,19 @@
 #include "ckernels.h"
-#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 // Products of a few rows (a streaming step has 1 to 14) with a weight matrix. A general GEMM repacks the weight on
 // every call; here it is packed once into column panels of 16 (each panel k×16 contiguous), and each panel is
-// streamed sequentially while every row's accumulator stays in a register. Panels are the outer loop, so a panel
-// stays in L2 while all row tiles use it.
+// streamed sequentially while every row's accumulators stay in registers. Panels are the outer loop, so a panel
+// stays in L2 while all row tiles use it, and a product splits across threads by panels: every output is summed by
+// one thread in one order, whatever the thread count.
 
 #define PANEL 16
+#define CHUNK_PANELS 4
+// Rows per register tile of each variant (accumulators: rows × 16 columns, in 16- or 8-wide registers).
+#define AVX512_TILE_ROWS 14
+#define AVX2_TILE_ROWS 6
+#define PORTABLE_TILE_ROWS 4
 
 long ck_packed_size(long k, long n) { return k * ((n + PANEL - 1) / PANEL) * PANEL; }
 
@@ -41,22 +47,51 @@ void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *
     }
 }
 
-// Portable: MR ≤ 4 rows per tile, the 16-wide inner loop left to the compiler's vectorizer.
-static void gemm_portable(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                          int accumulate) {
-    long panels = (n + PANEL - 1) / PANEL;
-    for (long j = 0; j < panels; j++) {
-        const float *wp = packed + j * k * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long r = 0; r < m; r++) {
-            float acc[PANEL] = {0};
-            const float *xr = x + r * ldx;
+// One product as the variants see it. Row r of the tile that starts at row t·tile_rows, at input p, is
+// rows[t·tile_step + r·row_stride + p·k_stride]: the caller's rows in place (k_stride 1), or, for a variant that
+// packs, the rows of each tile repacked k-major (row_stride 1, k_stride tile_rows).
+typedef struct gemm_job gemm_job;
+typedef void (*panel_range)(const gemm_job *job, long p0, long p1);
+
+struct gemm_job {
+    const float *rows;
+    long tile_step, row_stride, k_stride;
+    long m, k, n;
+    const float *weights;
+    float *y;
+    long ldy;
+    int accumulate;
+    long panels;
+    panel_range compute;
+    _Atomic long next_chunk;   // the next CHUNK_PANELS panels to claim
+};
+
+static inline long panel_columns(const gemm_job *job, long j) {
+    return job->n - j * PANEL < PANEL ? job->n - j * PANEL : PANEL;
+}
+
+static inline void store_row(float *out, const float *sums, long cols, int accumulate) {
+    for (long c = 0; c < cols; c++) out[c] = accumulate ? out[c] + sums[c] : sums[c];
+}
+
+// Portable: the 16-wide inner loop is left to the compiler's vectorizer.
+static void portable_panels(const gemm_job *job, long p0, long p1) {
+    const long k = job->k;
+    for (long j = p0; j < p1; j++) {
+        const float *wp = job->weights + j * k * PANEL;
+        long cols = panel_columns(job, j);
+        for (long r0 = 0; r0 < job->m; r0 += PORTABLE_TILE_ROWS) {
+            int mr = (int)(job->m - r0 < PORTABLE_TILE_ROWS ? job->m - r0 : PORTABLE_TILE_ROWS);
+            const float *xt = job->rows + (r0 / PORTABLE_TILE_ROWS) * job->tile_step;
+            float acc[PORTABLE_TILE_ROWS][PANEL] = {{0}};
             for (long p = 0; p < k; p++) {
-                float xv = xr[p];
-                for (int c = 0; c < PANEL; c++) acc[c] += xv * wp[p * PANEL + c];
+                for (int r = 0; r < mr; r++) {
+                    float xv = xt[r * job->row_stride + p];
+                    for (int c = 0; c < PANEL; c++) acc[r][c] += xv * wp[p * PANEL + c];
+                }
             }
-            float *out = y + r * ldy + j * PANEL;
-            for (long c = 0; c < cols; c++) out[c] = accumulate ? out[c] + acc[c] : acc[c];
+            for (int r = 0; r < mr; r++)
+                store_row(job->y + (r0 + r) * job->ldy + j * PANEL, acc[r], cols, job->accumulate);
         }
     }
 }
@@ -67,29 +102,66 @@ static void gemm_portable(const float *x, long m, long k, long ldx, const float 
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX2 __attribute__((target("avx2,fma")))
 
-// AVX-512: up to 14 rows × one 16-wide panel, one weight vector per k used by every row. The rows come packed
-// k-major (xt[p·stride + r]) so one k's broadcasts share a cache line; the weight panel is prefetched ahead.
-// With few rows each accumulator would be one long chain of dependent FMAs, so `splits` independent accumulator
-// sets take interleaved k and are summed at the end (rows × splits ≤ 14 registers).
-static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt, long stride, const float *wp,
+// AVX2: up to 6 rows × 16 columns (2 ymm each): 12 accumulators; rows read in place.
+static inline __attribute__((always_inline)) AVX2 void tile256(const float *x, long ldx, const float *wp, float *y,
+                                                                long ldy, long k, int mr, long cols, int accumulate) {
+    __m256 c0[AVX2_TILE_ROWS], c1[AVX2_TILE_ROWS];
+    for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
+    for (long p = 0; p < k; p++) {
+        __m256 w0 = _mm256_loadu_ps(wp + p * PANEL), w1 = _mm256_loadu_ps(wp + p * PANEL + 8);
+        for (int r = 0; r < mr; r++) {
+            __m256 xv = _mm256_broadcast_ss(x + r * ldx + p);
+            c0[r] = _mm256_fmadd_ps(xv, w0, c0[r]);
+            c1[r] = _mm256_fmadd_ps(xv, w1, c1[r]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        float sums[PANEL];
+        _mm256_storeu_ps(sums, c0[r]);
+        _mm256_storeu_ps(sums + 8, c1[r]);
+        store_row(y + r * ldy, sums, cols, accumulate);
+    }
+}
+
+#define TILE256(MR) case MR: tile256(xt, job->row_stride, wp, yr, job->ldy, k, MR, cols, job->accumulate); break;
+
+static AVX2 void avx2_panels(const gemm_job *job, long p0, long p1) {
+    const long k = job->k;
+    for (long j = p0; j < p1; j++) {
+        const float *wp = job->weights + j * k * PANEL;
+        long cols = panel_columns(job, j);
+        for (long r0 = 0; r0 < job->m; r0 += AVX2_TILE_ROWS) {
+            int mr = (int)(job->m - r0 < AVX2_TILE_ROWS ? job->m - r0 : AVX2_TILE_ROWS);
+            const float *xt = job->rows + (r0 / AVX2_TILE_ROWS) * job->tile_step;
+            float *yr = job->y + r0 * job->ldy + j * PANEL;
+            switch (mr) { TILE256(1) TILE256(2) TILE256(3) TILE256(4) TILE256(5) TILE256(6) }
+        }
+    }
+}
+
+// AVX-512: up to 14 rows × one 16-wide panel, one weight vector per k used by every row. Packed rows put one k's
+// broadcasts in one cache line; the weight panel is prefetched ahead. With few rows each accumulator would be one
+// long chain of dependent FMAs, so `splits` independent accumulator sets take interleaved k and are summed at the
+// end (rows × splits ≤ 14 registers).
+static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt, long rs, long ks, const float *wp,
                                                                   float *y, long ldy, long k, int mr, long cols,
                                                                   int accumulate) {
     const int splits = mr <= 3 ? 4 : mr <= 7 ? 2 : 1;
-    __m512 c[14];
+    __m512 c[AVX512_TILE_ROWS];
     for (int i = 0; i < mr * splits; i++) c[i] = _mm512_setzero_ps();
     long p = 0;
     for (; p + splits <= k; p += splits) {
         for (int s = 0; s < splits; s++) {
             _mm_prefetch((const char *)(wp + (p + s + 24) * PANEL), _MM_HINT_T0);
             __m512 wv = _mm512_loadu_ps(wp + (p + s) * PANEL);
-            const float *xp = xt + (p + s) * stride;
-            for (int r = 0; r < mr; r++) c[s * mr + r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r]), wv, c[s * mr + r]);
+            const float *xp = xt + (p + s) * ks;
+            for (int r = 0; r < mr; r++) c[s * mr + r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r * rs]), wv, c[s * mr + r]);
         }
     }
     for (; p < k; p++) {
         __m512 wv = _mm512_loadu_ps(wp + p * PANEL);
-        const float *xp = xt + p * stride;
-        for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r]), wv, c[r]);
+        const float *xp = xt + p * ks;
+        for (int r = 0; r < mr; r++) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(xp[r * rs]), wv, c[r]);
     }
     for (int s = 1; s < splits; s++)
         for (int r = 0; r < mr; r++) c[r] = _mm512_add_ps(c[r], c[s * mr + r]);
@@ -101,175 +173,105 @@ static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt
     }
 }
 
-#define TILE512(MR) case MR: tile512(xt, stride, wp, yr, ldy, k, MR, cols, accumulate); break;
-
-// Per-thread scratch for the k-major rows when the caller gives none, grown on first need and then reused.
-static _Thread_local float *row_pack = 0;
-static _Thread_local long row_pack_capacity = 0;
-
-static float *row_scratch(long floats) {
-    if (floats > row_pack_capacity) {
-        free(row_pack);
-        row_pack = aligned_alloc(64, (size_t)((floats + 15) / 16 * 16) * sizeof(float));
-        row_pack_capacity = row_pack ? floats : 0;
+// Packed rows get constant strides, so each tile height compiles to immediate offsets.
+#define TILE512(MR, RS, KS) case MR: tile512(xt, RS, KS, wp, yr, job->ldy, k, MR, cols, job->accumulate); break;
+#define TILES512(RS, KS)                                                                                         \
+    switch (mr) {                                                                                                \
+        TILE512(1, RS, KS) TILE512(2, RS, KS) TILE512(3, RS, KS) TILE512(4, RS, KS) TILE512(5, RS, KS)           \
+        TILE512(6, RS, KS) TILE512(7, RS, KS) TILE512(8, RS, KS) TILE512(9, RS, KS) TILE512(10, RS, KS)          \
+        TILE512(11, RS, KS) TILE512(12, RS, KS) TILE512(13, RS, KS) TILE512(14, RS, KS)                          \
     }
-    return row_pack;
-}
 
-// Panels [p0, p1) of a product whose rows are already k-major in `rows` (row tile t at rows + t·k·stride).
-static AVX512 void panels512(const float *rows, long stride, long m, long k, const float *packed, long n, float *y,
-                             long ldy, int accumulate, long p0, long p1) {
+static AVX512 void avx512_panels(const gemm_job *job, long p0, long p1) {
+    const long k = job->k;
+    const int packed = job->k_stride != 1;
     for (long j = p0; j < p1; j++) {
-        const float *wp = packed + j * k * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long r0 = 0; r0 < m; r0 += 14) {
-            int mr = (int)(m - r0 < 14 ? m - r0 : 14);
-            const float *xt = rows + (r0 / 14) * k * stride;
-            float *yr = y + r0 * ldy + j * PANEL;
-            switch (mr) {
-                TILE512(1) TILE512(2) TILE512(3) TILE512(4) TILE512(5) TILE512(6) TILE512(7)
-                TILE512(8) TILE512(9) TILE512(10) TILE512(11) TILE512(12) TILE512(13) TILE512(14)
+        const float *wp = job->weights + j * k * PANEL;
+        long cols = panel_columns(job, j);
+        for (long r0 = 0; r0 < job->m; r0 += AVX512_TILE_ROWS) {
+            int mr = (int)(job->m - r0 < AVX512_TILE_ROWS ? job->m - r0 : AVX512_TILE_ROWS);
+            const float *xt = job->rows + (r0 / AVX512_TILE_ROWS) * job->tile_step;
+            float *yr = job->y + r0 * job->ldy + j * PANEL;
+            if (packed) {
+                TILES512(1, AVX512_TILE_ROWS)
+            } else {
+                TILES512(job->row_stride, 1)
             }
         }
     }
 }
-
-// Rows k-major per tile of 14 (a single row is already k-contiguous and is used in place).
-static const float *pack_rows(const float *x, long m, long k, long ldx, float *scratch, long *stride) {
-    if (m == 1) { *stride = 1; return x; }
-    long tiles = (m + 13) / 14;
-    float *rows = scratch ? scratch : row_scratch(tiles * k * 14);
-    if (!rows) return 0;
-    for (long t = 0; t < tiles; t++) {
-        long r0 = t * 14, mr = m - r0 < 14 ? m - r0 : 14;
-        float *xt = rows + t * k * 14;
-        for (long r = 0; r < mr; r++)
-            for (long p = 0; p < k; p++) xt[p * 14 + r] = x[(r0 + r) * ldx + p];
-    }
-    *stride = 14;
-    return rows;
-}
-
-#include <stdatomic.h>
-
-#define CHUNK_PANELS 4
+#endif
 
 typedef struct {
-    const float *rows;
-    long stride, m, k, n, ldy, panels;
-    const float *packed;
-    float *y;
-    int accumulate;
-    _Atomic long next;   // next chunk of CHUNK_PANELS panels to claim
-} panel_job;
+    const char *name;
+    int tile_rows;
+    int packs_rows;     // reads each row tile k-major from the caller's scratch when there is one
+    panel_range panels;
+} gemm_variant;
 
-static void panel_part(void *context, long part, long parts) {
+// Indexed by CK_LEVEL_*.
+static const gemm_variant variants[] = {
+    {"portable", PORTABLE_TILE_ROWS, 0, portable_panels},
+#if defined(__x86_64__)
+    {"avx2+fma", AVX2_TILE_ROWS, 0, avx2_panels},
+    {"avx512", AVX512_TILE_ROWS, 1, avx512_panels},
+#endif
+};
+
+static const gemm_variant *selected(void) { return &variants[ck_cpu_level()]; }
+
+static void run_chunks(void *context, long part, long parts) {
     (void)part; (void)parts;
-    panel_job *job = (panel_job *)context;
+    gemm_job *job = (gemm_job *)context;
     for (;;) {
-        long p0 = atomic_fetch_add_explicit(&job->next, 1, memory_order_relaxed) * CHUNK_PANELS;
+        long p0 = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed) * CHUNK_PANELS;
         if (p0 >= job->panels) return;
         long p1 = p0 + CHUNK_PANELS < job->panels ? p0 + CHUNK_PANELS : job->panels;
-        panels512(job->rows, job->stride, job->m, job->k, job->packed, job->n, job->y, job->ldy, job->accumulate, p0, p1);
+        job->compute(job, p0, p1);
     }
 }
 
-static void gemm512(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                    int accumulate, float *scratch) {
-    long stride;
-    const float *rows = pack_rows(x, m, k, ldx, scratch, &stride);
-    if (!rows) { gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return; }
-    panel_job job = {rows, stride, m, k, n, ldy, (n + PANEL - 1) / PANEL, packed, y, accumulate, 0};
+static void gemm_with(const gemm_variant *v, ck_pool *pool, const float *x, long m, long k, long ldx,
+                      const float *packed, long n, float *y, long ldy, int accumulate, float *scratch) {
+    gemm_job job = {x, v->tile_rows * ldx, ldx, 1, m, k, n, packed, y, ldy, accumulate, (n + PANEL - 1) / PANEL,
+                    v->panels, 0};
+    // A single row is already k-contiguous; without scratch the rows are read in place rather than allocated for.
+    if (v->packs_rows && m > 1 && scratch) {
+        const long tile = v->tile_rows;
+        for (long t = 0; t * tile < m; t++) {
+            long r0 = t * tile, mr = m - r0 < tile ? m - r0 : tile;
+            float *xt = scratch + t * k * tile;
+            for (long r = 0; r < mr; r++)
+                for (long p = 0; p < k; p++) xt[p * tile + r] = x[(r0 + r) * ldx + p];
+        }
+        job.rows = scratch;
+        job.tile_step = k * tile;
+        job.row_stride = 1;
+        job.k_stride = tile;
+    }
     // Split only products worth a hand-off (about 64 K multiply-adds or more, several panels per thread).
-    if (ck_threads() > 1 && m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
-        ck_parallel(panel_part, &job);
+    if (m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
+        ck_pool_run(pool, run_chunks, &job);
     } else {
-        panel_part(&job, 0, 1);
+        run_chunks(&job, 0, 1);
     }
 }
 
-// AVX2: up to 6 rows × 16 columns (2 ymm): 12 accumulators.
-static inline __attribute__((always_inline)) AVX2 void tile256(const float *x, long ldx, const float *wp, float *y,
-                                                                long ldy, long k, int mr, long cols, int accumulate) {
-    __m256 c0[6], c1[6];
-    for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_ps(); c1[r] = _mm256_setzero_ps(); }
-    for (long p = 0; p < k; p++) {
-        __m256 w0 = _mm256_loadu_ps(wp + p * PANEL), w1 = _mm256_loadu_ps(wp + p * PANEL + 8);
-        for (int r = 0; r < mr; r++) {
-            __m256 xv = _mm256_broadcast_ss(x + r * ldx + p);
-            c0[r] = _mm256_fmadd_ps(xv, w0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(xv, w1, c1[r]);
-        }
-    }
-    for (int r = 0; r < mr; r++) {
-        float out[PANEL];
-        _mm256_storeu_ps(out, c0[r]);
-        _mm256_storeu_ps(out + 8, c1[r]);
-        float *dst = y + r * ldy;
-        for (long c = 0; c < cols; c++) dst[c] = accumulate ? dst[c] + out[c] : out[c];
-    }
+long ck_gemm_scratch_size(long m, long k) {
+    const gemm_variant *v = selected();
+    return v->packs_rows && m > 1 ? (m + v->tile_rows - 1) / v->tile_rows * v->tile_rows * k : 0;
 }
 
-#define TILE256(MR) case MR: tile256(xr, ldx, wp, yr, ldy, k, MR, cols, accumulate); break;
-
-static AVX2 void gemm256(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                         int accumulate) {
-    long panels = (n + PANEL - 1) / PANEL;
-    for (long j = 0; j < panels; j++) {
-        const float *wp = packed + j * k * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long r0 = 0; r0 < m; r0 += 6) {
-            int mr = (int)(m - r0 < 6 ? m - r0 : 6);
-            const float *xr = x + r0 * ldx;
-            float *yr = y + r0 * ldy + j * PANEL;
-            switch (mr) { TILE256(1) TILE256(2) TILE256(3) TILE256(4) TILE256(5) TILE256(6) }
-        }
-    }
-}
-#endif
-
-static int gemm_variant = -1;  // 2: AVX-512, 1: AVX2+FMA, 0: portable
-
-static int variant(void) {
-    int v = __atomic_load_n(&gemm_variant, __ATOMIC_ACQUIRE);
-    if (v < 0) {
-        v = 0;
-#if defined(__x86_64__)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) v = 2;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) v = 1;
-#endif
-        __atomic_store_n(&gemm_variant, v, __ATOMIC_RELEASE);
-    }
-    return v;
+void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
+                    long ldy, int accumulate, float *scratch) {
+    gemm_with(selected(), pool, x, m, k, ldx, packed, n, y, ldy, accumulate, scratch);
 }
 
-long ck_gemm_scratch_size(long m, long k) { return variant() == 2 && m > 1 ? (m + 13) / 14 * k * 14 : 0; }
-
-void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                    int accumulate, float *scratch) {
-    switch (variant()) {
-#if defined(__x86_64__)
-        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate, scratch); return;
-        case 1: gemm256(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
-#endif
-        default: gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return;
-    }
+int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed,
+                           long n, float *y, long ldy, int accumulate, float *scratch) {
+    if (variant < 0 || variant > ck_cpu_level()) return 0;
+    gemm_with(&variants[variant], pool, x, m, k, ldx, packed, n, y, ldy, accumulate, scratch);
+    return 1;
 }
 
-int ck_gemm_packed_variant(int v, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
-                           long ldy, int accumulate) {
-    if (v > variant()) return 0;
-    switch (v) {
-#if defined(__x86_64__)
-        case 2: gemm512(x, m, k, ldx, packed, n, y, ldy, accumulate, 0); return 1;
-        case 1: gemm256(x, m, k, ldx, packed, n, y, ldy, accumulate); return 1;
-#endif
-        case 0: gemm_portable(x, m, k, ldx, packed, n, y, ldy, accumulate); return 1;
-        default: return 0;
-    }
-}
-
-const char *ck_gemm_variant(void) {
-    switch (variant()) { case 2: return "avx512"; case 1: return "avx2+fma"; default: return "portable"; }
-}
+const char *ck_gemm_variant(void) { return selected()->name; }

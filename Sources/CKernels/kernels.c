@@ -97,19 +97,11 @@ static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2,
                                         axpy_avx2, add_bias_rows_avx2, relu_avx2, "avx2+fma"};
 #endif
 
-static const kernel_table *selected_table = 0;
-
 static const kernel_table *table(void) {
-    const kernel_table *t = __atomic_load_n(&selected_table, __ATOMIC_ACQUIRE);
-    if (!t) {
-        t = &base_table;
 #if defined(__x86_64__)
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) t = &avx2_table;
+    if (ck_cpu_level() >= CK_LEVEL_AVX2) return &avx2_table;
 #endif
-        __atomic_store_n(&selected_table, t, __ATOMIC_RELEASE);
-    }
-    return t;
+    return &base_table;
 }
 
 void ck_swish(float *x, long n) { table()->swish(x, n); }

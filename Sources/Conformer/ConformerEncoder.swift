@@ -13,15 +13,17 @@ package final class ConformerEncoder: Sendable {
     package let leftContext: Int
     /// The largest look-ahead (right context, encoder frames) the positional terms are prepared for.
     package let maxLookahead: Int
+    /// The threads every weight product of a step splits across (nil: the stepping thread alone).
+    package let pool: ComputePool?
     let xscale: Float
 
     /// - Parameters:
     ///   - leftContext: attention cache rows; NeMo's models are trained with 70.
     ///   - maxLookahead: the largest right context to prepare for (13 covers all trained settings of the reference).
-    package init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13) throws(LoaderError) {
-        // The engine splits its own products (Kernels.threads); OpenBLAS, doing only the small attention products,
-        // stays on one thread so its spinning workers never compete with ours or with other streams.
-        Kernels.useSingleThreadedBLAS()
+    ///   - threads: threads for the weight products of every step, the stepping thread included. BLAS, which does
+    ///     the small attention products, keeps whatever thread setting the app gave it.
+    package init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13,
+                 threads: Int = 1) throws(LoaderError) {
         let prefix = graph.kind == .ctc ? "encoder." : ""
         let e = try EncoderDescription(graph: graph, prefix: prefix)
         let r = ParameterReader(graph: graph, prefix: prefix)
@@ -42,15 +44,17 @@ package final class ConformerEncoder: Sendable {
         self.layers = try built.values()
         self.leftContext = leftContext
         self.maxLookahead = maxLookahead
+        pool = threads > 1 ? ComputePool(threads: threads) : nil
         xscale = Float(e.dModel).squareRoot()
     }
 
     package var dModel: Int { description.dModel }
+    package var threads: Int { pool?.threads ?? 1 }
 
     /// The stem, its first `drop` frames discarded, then x-scaling: mel [frames, features] → workspace.x [n, d].
     private func embed(_ mel: UnsafePointer<Float>, frames: Int, drop: Int, workspace w: EncoderWorkspace) -> Int {
         let d = dModel
-        preEncode(mel, frames: frames, into: w.stem, scratch: w.stemScratch, rowScratch: w.products)
+        preEncode(mel, frames: frames, workspace: w)
         let n = max(0, preEncode.outputLength(frames) - drop)
         let kept = w.stem + drop * d
         for i in 0..<(n * d) { w.x[i] = kept[i] * xscale }

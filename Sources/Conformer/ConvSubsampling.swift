@@ -67,9 +67,9 @@ package struct ConvSubsampling: Sendable {
         return 2 * channels * h * w + outputLength(frames) * out.inputs
     }
 
-    /// mel [frames, features] (time-major) → [outputLength(frames), d].
-    func callAsFunction(_ mel: UnsafePointer<Float>, frames: Int, into output: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>? = nil) {
+    /// mel [frames, features] (time-major) → workspace.stem [outputLength(frames), d].
+    func callAsFunction(_ mel: UnsafePointer<Float>, frames: Int, workspace: EncoderWorkspace) {
+        let scratch = workspace.stemScratch
         let c = channels
         var h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
         let capacity = c * h * w
@@ -82,7 +82,8 @@ package struct ConvSubsampling: Sendable {
             Convolution.causalStride2ChannelLast(a, height: h, width: w, inputChannels: c, channels: c,
                                                  taps: stage.depthwise.data, bias: stage.depthwiseBias.data, into: b)
             Kernels.fillRows(a, rows: oh * ow, width: c, with: stage.pointwiseBias.data)
-            Kernels.gemm(m: oh * ow, x: b, ldx: c, stage.pointwise, y: a, ldy: c, accumulate: true, scratch: rowScratch)
+            Kernels.gemm(m: oh * ow, x: b, ldx: c, stage.pointwise, y: a, ldy: c, accumulate: true,
+                         scratch: workspace.products, pool: workspace.pool)
             Kernels.relu(a, count: c * oh * ow)
             (h, w) = (oh, ow)
         }
@@ -92,7 +93,7 @@ package struct ConvSubsampling: Sendable {
             let row = flat + t * c * w, frame = a + t * w * c
             for f in 0..<w { for ch in 0..<c { row[ch * w + f] = frame[f * c + ch] } }
         }
-        out(flat, rows: h, into: output, scratch: rowScratch)
+        out(flat, rows: h, into: workspace.stem, workspace: workspace)
     }
 
     /// Floats of product scratch a window of `frames` mel frames needs.

@@ -83,6 +83,8 @@ package final class EncoderWorkspace {
     let attentionScratch: UnsafeMutablePointer<Float>
     /// Rows repacked for the weight products (see `Kernels.gemm`).
     let products: UnsafeMutablePointer<Float>
+    /// The model's threads for the weight products.
+    let pool: ComputePool?
 
     /// - Parameters:
     ///   - rows: the most frames a layer processes at once; `window`: the most mel frames the stem takes at once.
@@ -92,6 +94,7 @@ package final class EncoderWorkspace {
         let d = e.dModel
         self.rows = rows
         width = d
+        pool = encoder.pool
         let hiddenWidth = max(e.feedForward, ConformerConvolution.hiddenPerRow(width: d))
         let sizes = (
             stem: encoder.preEncode.outputLength(window) * d,

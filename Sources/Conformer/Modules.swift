@@ -53,10 +53,11 @@ package struct Linear: Sendable {
 
     /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W + b when `accumulate`).
     package func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                               accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>? = nil) {
+                               accumulate: Bool = false, scratch: UnsafeMutablePointer<Float>? = nil,
+                               pool: ComputePool? = nil) {
         if let bias, !accumulate { Kernels.fillRows(y, rows: rows, width: outputs, with: bias.data) }
         Kernels.gemm(m: rows, x: x, ldx: inputs, weight, y: y, ldy: outputs, accumulate: bias != nil || accumulate,
-                     scratch: scratch)
+                     scratch: scratch, pool: pool)
         if let bias, accumulate { Kernels.addBias(y, rows: rows, width: outputs, bias: bias.data) }
     }
 }
@@ -100,9 +101,9 @@ package struct ConformerFeedForward: Sendable {
 }
 
 extension Linear {
-    /// The product with the workspace's row scratch.
+    /// The product with the workspace's row scratch, on the model's threads.
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                         accumulate: Bool = false, workspace w: EncoderWorkspace) {
-        self(x, rows: rows, into: y, accumulate: accumulate, scratch: w.products)
+        self(x, rows: rows, into: y, accumulate: accumulate, scratch: w.products, pool: w.pool)
     }
 }

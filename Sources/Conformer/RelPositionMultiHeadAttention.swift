@@ -155,7 +155,7 @@ extension RelPositionMultiHeadAttention {
         /// Puts a step's inputs after the cached rows, with their key and value projections.
         func append(_ a: UnsafePointer<Float>, rows n: Int, keys linearK: Linear, values linearV: Linear,
                     workspace w: EncoderWorkspace) {
-            precondition(n <= capacity - leftContext, "a step of \(n) rows exceeds the cache's \(capacity - leftContext)")
+            precondition(n <= capacity - leftContext, "a step of \(n) rows exceeds the \(capacity - leftContext) reserved")
             let tail = leftContext * width
             (inputs + tail).update(from: a, count: n * width)
             linearK(a, rows: n, into: keys + tail, workspace: w)
@@ -193,12 +193,14 @@ struct RelativePositions: Sendable {
     /// `table` is the export's [1, 2·max_len − 1, d] constant for positions max_len − 1 … −(max_len − 1).
     init(table: Tensor, linearPos: Linear, distances: ClosedRange<Int>, path: String) throws(LoaderError) {
         guard table.rank == 3, table.shape[2] == linearPos.inputs else {
-            throw .notFastConformer(path, "the positional table has shape \(table.shape), expected [1, rows, \(linearPos.inputs)]")
+            throw .notFastConformer(path, "the positional table has shape \(table.shape), "
+                                    + "expected [1, rows, \(linearPos.inputs)]")
         }
         let tableRows = table.shape[1], d = table.shape[2]
         let center = (tableRows - 1) / 2
         guard center - distances.upperBound >= 0, center - distances.lowerBound < tableRows else {
-            throw .notFastConformer(path, "the positional table (\(tableRows) rows) does not reach distance \(distances.upperBound)")
+            throw .notFastConformer(path, "the positional table (\(tableRows) rows) does not reach distance "
+                                    + "\(distances.upperBound)")
         }
         maxDistance = distances.upperBound
         minDistance = distances.lowerBound

@@ -87,7 +87,8 @@ public final class SpeechModel: Sendable {
         lookaheads = trained.map { Lookahead(milliseconds: $0 * description.subsamplingFactor * 10) }
         defaultLookahead = Lookahead(milliseconds: exportLookahead * description.subsamplingFactor * 10)
         self.threads = max(1, threads)
-        encoder = try ConformerEncoder(graph: model.encoder, leftContext: left, maxLookahead: trained.max() ?? 13)
+        encoder = try ConformerEncoder(graph: model.encoder, leftContext: left, maxLookahead: trained.max() ?? 13,
+                                       threads: self.threads)
         rnnt = try model.decoder.map { graph throws(LoaderError) in try RNNTDecoder(graph: graph) }
         ctc = model.encoder.kind == .ctc ? try CTCHead(graph: model.encoder) : nil
         decoders = (rnnt != nil ? [.rnnt] : []) + (ctc != nil ? [.ctc] : [])

@@ -51,12 +51,13 @@ package enum Kernels {
     }
 
     /// y[m×n] = x[m×k]·W (+ y when `accumulate`) for a weight packed once at load. `scratch` holds
-    /// `gemmScratch(rows: m, inputs: k)` floats; without it the kernel uses a buffer of the calling thread.
+    /// `gemmScratch(rows: m, inputs: k)` floats (without it the rows are read in place: same result, slower);
+    /// large products split across `pool`'s threads (nil: the calling thread alone), with the same result.
     @inline(__always)
     package static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
                             y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false,
-                            scratch: UnsafeMutablePointer<Float>? = nil) {
-        ck_gemm_packed(x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
+                            scratch: UnsafeMutablePointer<Float>? = nil, pool: ComputePool? = nil) {
+        ck_gemm_packed(pool?.handle, x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
     }
 
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
@@ -64,15 +65,7 @@ package enum Kernels {
 
     package static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
 
+    /// For a command-line tool's main: OpenBLAS, which does only the small attention products, on one thread so that
+    /// its spinning workers never compete with a `ComputePool`. The engine itself leaves BLAS's setting to the app.
     package static func useSingleThreadedBLAS() { openblas_set_num_threads(1) }
-
-    /// Threads one weight product may use, the calling thread included (default 1). BLAS, which only does the small
-    /// attention products, stays on one thread so that two pools never spin against each other.
-    package static var threads: Int {
-        get { Int(ck_threads()) }
-        set {
-            ck_set_threads(Int32(max(1, newValue)))
-            openblas_set_num_threads(1)
-        }
-    }
 }

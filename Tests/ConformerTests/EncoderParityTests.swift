@@ -5,8 +5,8 @@ import STTTensor
 import STTWeightLoader
 @testable import STTConformer
 
-func loadEncoder(_ folder: String) throws -> ConformerEncoder {
-    try ConformerEncoder(graph: ExportedGraph(path: Fixtures.encoderFile(folder)))
+func loadEncoder(_ folder: String, threads: Int = 1) throws -> ConformerEncoder {
+    try ConformerEncoder(graph: ExportedGraph(path: Fixtures.encoderFile(folder)), threads: threads)
 }
 
 @Suite struct EncoderParityTests {
@@ -77,9 +77,7 @@ func loadEncoder(_ folder: String) throws -> ConformerEncoder {
 
     /// Products split across threads compute the same sums per output (each panel by one thread).
     @Test func stepsOnTwoThreadsMatchONNXRuntime() throws {
-        Kernels.threads = 2
-        defer { Kernels.threads = 1 }
-        try checkSteps(encoder: loadEncoder("tiny/la13"), size: "tiny", lookahead: 13, reference: "enc_la13", calls: 40)
+        try checkSteps(encoder: loadEncoder("tiny/la13", threads: 2), size: "tiny", lookahead: 13, reference: "enc_la13", calls: 40)
     }
 
     @Test(arguments: ["tiny/opset13", "tiny/opset16", "tiny/ctc"])

@@ -6,10 +6,11 @@ import STTTensor
 @testable import STTConformer
 
 @Suite struct StreamingStateTests {
-    /// Buffers are sized when the stream opens: after its first step a stream does not touch the heap.
-    @Test(arguments: [13, 6, 1, 0])
-    func stepsAfterTheFirstMakeNoHeapAllocation(lookahead: Int) throws {
-        let encoder = try loadEncoder("tiny/la13")
+    /// Buffers are sized when the stream opens: after its first step a stream does not touch the heap, on one
+    /// thread or with its products split across the model's pool.
+    @Test(arguments: [13, 6, 1, 0], [1, 2])
+    func stepsAfterTheFirstMakeNoHeapAllocation(lookahead: Int, threads: Int) throws {
+        let encoder = try loadEncoder("tiny/la13", threads: threads)
         let mel = try Fixtures.ref("tiny", "stream_mel")
         for convention in StreamingSchedule.Convention.allCases {
             let schedule = StreamingSchedule(lookahead: lookahead, convention: convention)
@@ -24,8 +25,34 @@ import STTTensor
                 encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
                 allocations.append(malloc_counter_stop())
             }
-            #expect(allocations.dropFirst().allSatisfy { $0 == 0 }, "\(convention) [70,\(lookahead)] allocations per step: \(allocations)")
+            #expect(allocations.dropFirst().allSatisfy { $0 == 0 },
+                    "\(convention) [70,\(lookahead)] \(threads) threads, allocations per step: \(allocations)")
         }
+    }
+
+    /// The model's threads split every weight product by panels, so a stream's outputs and caches are those of one
+    /// thread, bit for bit.
+    @Test(arguments: ["tiny", "small"])
+    func twoThreadsStepLikeOne(size: String) throws {
+        let one = try loadEncoder("\(size)/la13"), two = try loadEncoder("\(size)/la13", threads: 2)
+        #expect(two.threads == 2)
+        let mel = try Fixtures.ref(size, "stream_mel")
+        let schedule = StreamingSchedule(lookahead: 13, convention: .exportCompatible)
+        let states = [one, two].map {
+            EncoderState(encoder: $0, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        }
+        let buffer = Tensor(zeros: [schedule.maxWindow, 80])
+        let outputs = [one, two].map { Tensor(zeros: [schedule.framesPerStep, $0.dModel]) }
+        var feed = MelFeed(mel, schedule: schedule)
+        for k in 0..<12 {
+            guard let w = feed.next(into: buffer.data) else { Issue.record("the mel stream ends"); break }
+            for (encoder, (state, out)) in zip([one, two], zip(states, outputs)) {
+                encoder.step(state, mel: buffer.data, frames: w.length, drop: w.drop, output: out.data)
+            }
+            #expect(outputs[0].array == outputs[1].array, "\(size) step \(k) outputs")
+        }
+        let caches = states.map { $0.exportedCaches() }
+        #expect(caches[0].channel.array == caches[1].channel.array && caches[0].time.array == caches[1].time.array)
     }
 
     /// The counter itself sees allocations (so the test above can fail).

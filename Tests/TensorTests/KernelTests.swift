@@ -45,12 +45,19 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
             for p in 0..<k { for j in 0..<n { wt[j * k + p] = w[p * n + j] } }
             let fromTorch = wt.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, transposed: true) }
             var y = [Float](repeating: 0, count: m * n), z = [Float](repeating: 1, count: m * n)
-            guard ck_gemm_packed_variant(variant, x, m, k, k, packed.storage.data, n, &y, n, 0) == 1 else { return }
-            _ = ck_gemm_packed_variant(variant, x, m, k, k, fromTorch.storage.data, n, &z, n, 1)
+            guard ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &y, n, 0, nil) == 1 else {
+                return
+            }
+            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, fromTorch.storage.data, n, &z, n, 1, nil)
             let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
             let worstAccumulated = zip(z, expected).map { abs($0 - 1 - $1) }.max() ?? 0
             #expect(worst < 1e-4 && worstAccumulated < 1e-4,
                     "variant \(variant) m \(m) k \(k) n \(n): \(worst), \(worstAccumulated)")
+            // Rows repacked into scratch (the variants that repack) give the same bits as rows read in place.
+            var packedRows = [Float](repeating: 0, count: m * n)
+            var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
+            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &packedRows, n, 0, &scratch)
+            #expect(packedRows == y, "variant \(variant) m \(m) k \(k) n \(n): rows repacked or read in place")
         }
     }
 

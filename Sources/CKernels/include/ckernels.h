@@ -31,24 +31,40 @@ void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed);
 // The same from little-endian float bytes at any alignment (a tensor in a mapped file): w is [k×n], or [n×k] when
 // transposed (PyTorch's [out, in]).
 void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed);
-// y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
-// scratch holds ck_gemm_scratch_size(m, k) floats (the rows repacked k-major); NULL uses a per-thread buffer.
-void ck_gemm_packed(const float *x, long m, long k, long ldx, const float *packed, long n, float *y, long ldy,
-                    int accumulate, float *scratch);
-long ck_gemm_scratch_size(long m, long k);
-// Threads a packed product may use (the caller included); workers start on first need. Default 1.
-void ck_set_threads(int threads);
-int ck_threads(void);
+// Instruction-set levels, best first as chosen once at run time from the CPU and capped by the environment variable
+// STT_KERNELS=portable|avx2|avx512 (read once). Both the products and the element-wise kernels follow it.
+#define CK_LEVEL_PORTABLE 0
+#define CK_LEVEL_AVX2 1     // AVX2 + FMA
+#define CK_LEVEL_AVX512 2   // AVX-512F
+int ck_cpu_level(void);
+
+// Worker threads for splitting one product at a time. ck_pool_create starts threads − 1 workers (fewer if the
+// system refuses some; ck_pool_threads says how many took part, the caller included) and returns NULL only when out
+// of memory; ck_pool_destroy stops and joins them. A NULL pool is the calling thread alone.
+typedef struct ck_pool ck_pool;
+ck_pool *ck_pool_create(int threads);
+void ck_pool_destroy(ck_pool *pool);
+int ck_pool_threads(const ck_pool *pool);
 // Runs task(context, part, parts) on the calling thread (part 0) and on each worker that joins in time. A task must
-// share its work out itself (chunks claimed through an atomic counter), since a worker may not join at all.
+// share its work out itself (chunks claimed through an atomic counter), since a worker may not join at all. One
+// caller at a time: while a pool is busy, another caller runs its task alone.
 typedef void (*ck_task)(void *context, long part, long parts);
-void ck_parallel(ck_task task, void *context);
+void ck_pool_run(ck_pool *pool, ck_task task, void *context);
+
+// y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
+// Large enough products split their column panels across `pool` (NULL: the calling thread alone); each output is
+// summed by one thread, so the result does not depend on the thread count. scratch holds ck_gemm_scratch_size(m, k)
+// floats for the variant that repacks rows; without it rows are read in place (same result, slower). Nothing is
+// allocated.
+void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
+                    long ldy, int accumulate, float *scratch);
+long ck_gemm_scratch_size(long m, long k);
 
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
-// ck_gemm_packed with a given variant: 2 AVX-512, 1 AVX2+FMA, 0 portable (for tests). Returns 0 when this CPU
-// lacks it.
-int ck_gemm_packed_variant(int variant, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
-                           long ldy, int accumulate);
+// ck_gemm_packed with a given variant (a CK_LEVEL_*), for tests. Returns 0 when this CPU lacks it or STT_KERNELS
+// excludes it.
+int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed,
+                           long n, float *y, long ldy, int accumulate, float *scratch);
 
 #endif

@@ -1,0 +1,71 @@
+import CSTTKernels
+import Testing
+@testable import STTTensor
+
+/// Products split across a pool's threads give the result of the calling thread alone, bit for bit: every output
+/// is summed by one thread in one order.
+@Suite struct ComputePoolTests {
+    /// Shapes that split (several panels, ≥ 64 K multiply-adds) and some that do not, with column tails and one,
+    /// a few, a full tile and more rows.
+    static let shapes = [(1, 512, 200), (3, 512, 200), (6, 256, 1030), (14, 2048, 130), (15, 96, 300), (29, 512, 300),
+                         (2, 64, 40)]
+
+    func checkThreadCountsDoNotChangeBits(variant: Int32) {
+        let pools = [ComputePool(threads: 2), ComputePool(threads: 3)]
+        for (m, k, n) in Self.shapes {
+            let x = values(m * k, seed: UInt64(m * 7919 + k)), w = values(k * n, seed: UInt64(n))
+            let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n) }
+            var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
+            for accumulate: Int32 in [0, 1] {
+                var alone = [Float](repeating: 0.5, count: m * n)
+                _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &alone, n, accumulate, nil)
+                for pool in pools {
+                    for useScratch in [false, true] {
+                        var split = [Float](repeating: 0.5, count: m * n)
+                        if useScratch {
+                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, n, &split,
+                                                       n, accumulate, &scratch)
+                        } else {
+                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, n, &split,
+                                                       n, accumulate, nil)
+                        }
+                        let what = "variant \(variant), \(pool.threads) threads, m \(m) k \(k) n \(n), "
+                            + "accumulate \(accumulate)"
+                        #expect(split == alone, "\(what), scratch \(useScratch)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func portableProductOnTwoAndThreeThreadsEqualsOneThread() {
+        checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_PORTABLE)
+    }
+
+    @Test(.enabled(if: ck_cpu_level() >= CK_LEVEL_AVX2, "this CPU (or STT_KERNELS) has no AVX2+FMA"))
+    func avx2ProductOnTwoAndThreeThreadsEqualsOneThread() {
+        checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_AVX2)
+    }
+
+    @Test(.enabled(if: ck_cpu_level() >= CK_LEVEL_AVX512, "this CPU (or STT_KERNELS) has no AVX-512"))
+    func avx512ProductOnTwoAndThreeThreadsEqualsOneThread() {
+        checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_AVX512)
+    }
+
+    /// Pools start and stop their workers: many of them, each used once, neither hang nor leave threads behind to
+    /// finish a product late.
+    @Test func poolsComeAndGo() {
+        let (m, k, n) = (4, 256, 512)
+        let x = values(m * k, seed: 1), w = values(k * n, seed: 2)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n) }
+        var alone = [Float](repeating: 0, count: m * n)
+        Kernels.gemm(m: m, x: x, ldx: k, packed, y: &alone, ldy: n)
+        for threads in [1, 2, 3, 4, 1, 8] {
+            let pool = ComputePool(threads: threads)
+            #expect(pool.threads == threads && pool.handle != nil)
+            var split = [Float](repeating: 0, count: m * n)
+            Kernels.gemm(m: m, x: x, ldx: k, packed, y: &split, ldy: n, pool: pool)
+            #expect(split == alone, "\(threads) threads")
+        }
+    }
+}
