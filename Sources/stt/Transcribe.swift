@@ -129,7 +129,7 @@ func readAudio(_ file: String) throws -> ([Float], Double) {
     }
     let wav: WAVFile
     do { wav = try WAVFile(path: file) } catch { throw CommandFailure(error) }
-    let samples = wav.sampleRate == MelFrontend.sampleRate
+    let samples = try wav.sampleRate == MelFrontend.sampleRate
         ? wav.samples : Resampler(from: wav.sampleRate, to: MelFrontend.sampleRate)(wav.samples)
     return (samples, Double(wav.samples.count) / Double(wav.sampleRate))
 }
