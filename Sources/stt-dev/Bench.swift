@@ -120,7 +120,7 @@ struct BenchLong: ParsableCommand {
         let speech: SpeechModel
         let wav: WAVFile
         do { speech = try SpeechModel(folder: model); wav = try WAVFile(path: audio) } catch { throw CommandFailure(error) }
-        let clip = Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
+        let clip = try Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
         let cycle = clip + [Float](repeating: 0, count: 16_000)
         let stream = try TranscriptionStream(model: speech)
         let total = minutes * 60 * 16_000

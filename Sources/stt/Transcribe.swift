@@ -70,19 +70,22 @@ struct Transcribe: ParsableCommand {
         var failed = false
         for file in files {
             do {
-                let (samples, seconds) = try readAudio(file)
+                let source = try AudioSource(file)
                 let start = DispatchTime.now()
                 let stream = try TranscriptionStream(model: model, options: options)
-                let progress = Progress(file: file, total: samples.count)
-                var offset = 0
-                let block = 16_000  // one second at a time
-                while offset < samples.count {
-                    try stream.push(Array(samples[offset..<min(samples.count, offset + block)]))
-                    offset += block
-                    progress.update(offset)
+                let progress = Progress(file: file, total: source.frameCount)
+                // A second at a time: a file of any length transcribes in the memory of one block and the transcript.
+                var block: [Float] = []
+                var frames = 0
+                while try source.read(maxFrames: source.sampleRate, into: &block) > 0 {
+                    try stream.push(block, sampleRate: source.sampleRate)
+                    frames += block.count
+                    progress.update(frames)
                 }
+                guard frames > 0 else { throw CommandFailure("\(source.name): no audio samples") }
                 stream.finish()
                 progress.done()
+                let seconds = Double(frames) / Double(source.sampleRate)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
                 print(render(file: file, transcript: stream.transcript, seconds: seconds, elapsed: elapsed, stream: stream))
             } catch let error as CommandFailure {
@@ -122,27 +125,62 @@ struct Transcribe: ParsableCommand {
     }
 }
 
-/// Reads a file (or stdin for "-") as 16 kHz mono samples; returns them and the duration in seconds.
-func readAudio(_ file: String) throws -> ([Float], Double) {
-    if file == "-" {
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        let samples = RawPCM.samples(data)
-        guard !samples.isEmpty else { throw CommandFailure("stdin: no audio (expected raw s16le 16 kHz mono)") }
-        return (samples, Double(samples.count) / 16_000)
-    }
-    let wav: WAVFile
-    do { wav = try WAVFile(path: file) } catch { throw CommandFailure(error) }
-    let samples = wav.sampleRate == 16_000
-        ? wav.samples : Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
-    return (samples, Double(wav.samples.count) / Double(wav.sampleRate))
-}
+/// Where a command's audio comes from, read block by block: a WAV file, or standard input for "-" — a WAV stream when
+/// it starts with a RIFF header, otherwise raw s16le 16 kHz mono.
+final class AudioSource {
+    let name: String
+    let sampleRate: Int
+    /// Frames in the whole input, when known.
+    let frameCount: Int?
+    private let wav: WAVReader?
+    private let input: FileHandle?
+    private var pending: [UInt8]
 
-enum RawPCM {
-    /// Little-endian signed 16-bit samples → [−1, 1]; a trailing odd byte is ignored.
-    static func samples(_ data: Data) -> [Float] {
-        data.withUnsafeBytes { raw in
-            (0..<(raw.count / 2)).map { Float(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) / 32768 }
+    init(_ file: String) throws {
+        if file == "-" {
+            name = "stdin"
+            let handle = FileHandle.standardInput
+            var prefix: [UInt8] = []
+            while prefix.count < 12 {
+                let chunk = handle.readData(ofLength: 12 - prefix.count)
+                if chunk.isEmpty { break }
+                prefix += chunk
+            }
+            if WAVReader.startsLikeWAV(prefix) {
+                do { wav = try WAVReader(handle: handle, name: name, prefix: prefix) } catch { throw CommandFailure(error) }
+                input = nil
+                pending = []
+            } else {
+                wav = nil
+                input = handle
+                pending = prefix
+            }
+        } else {
+            name = file
+            do { wav = try WAVReader(path: file) } catch { throw CommandFailure(error) }
+            input = nil
+            pending = []
         }
+        sampleRate = wav?.sampleRate ?? 16_000
+        frameCount = wav?.frameCount
+    }
+
+    /// Replaces `block` with up to `maxFrames` mono samples; returns how many (0 at the end).
+    func read(maxFrames: Int, into block: inout [Float]) throws -> Int {
+        block.removeAll(keepingCapacity: true)
+        if let wav {
+            do { return try wav.read(maxFrames: maxFrames, into: &block) } catch { throw CommandFailure(error) }
+        }
+        guard let input else { return 0 }
+        while pending.count < 2 * maxFrames {
+            let chunk = input.readData(ofLength: 2 * maxFrames - pending.count)
+            if chunk.isEmpty { break }
+            pending += chunk
+        }
+        let used = pending.withUnsafeBytes { PCM16.appendLittleEndian($0, to: &block) }
+        pending.removeFirst(used)
+        if block.isEmpty && !pending.isEmpty { pending.removeAll() }   // a lone trailing byte is no sample
+        return block.count
     }
 }
 
@@ -151,10 +189,10 @@ final class Progress {
     let file: String
     let total: Int
     let enabled: Bool
-    init(file: String, total: Int) {
+    init(file: String, total: Int?) {
         self.file = file
-        self.total = total
-        enabled = isatty(2) == 1 && total > 30 * 16_000
+        self.total = total ?? 0
+        enabled = isatty(2) == 1 && self.total > 30 * 16_000
     }
     func update(_ done: Int) {
         guard enabled else { return }
@@ -184,8 +222,11 @@ enum Subtitles {
 
 struct Stream: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Transcribe raw s16le 16 kHz mono audio from stdin live: partial text on stderr, final text on stdout.",
-        discussion: "For example: arecord -f S16_LE -r 16000 -c 1 -t raw | stt stream --model DIR")
+        abstract: "Transcribe audio from stdin live: partial text on stderr, final text on stdout.",
+        discussion: """
+            stdin is raw s16le 16 kHz mono, or a WAV stream (any format and rate) when it starts with a RIFF header.
+            For example: arecord -f S16_LE -r 16000 -c 1 -t raw | stt stream --model DIR
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -193,15 +234,11 @@ struct Stream: ParsableCommand {
         let (model, options) = try modelOptions.load()
         let stream = try TranscriptionStream(model: model, options: options)
         let live = isatty(2) == 1
-        let input = FileHandle.standardInput
-        var pending = Data()
-        while true {
-            let chunk = input.readData(ofLength: 3_200)   // 100 ms
-            if chunk.isEmpty { break }
-            pending.append(chunk)
-            let usable = pending.count / 2 * 2
-            let new = try stream.push(RawPCM.samples(pending.prefix(usable)))
-            pending = pending.suffix(from: pending.startIndex + usable)
+        let source = try AudioSource("-")
+        var block: [Float] = []
+        // 100 ms at a time, as a microphone delivers; only the block in hand is kept.
+        while try source.read(maxFrames: max(1, source.sampleRate / 10), into: &block) > 0 {
+            let new = try stream.push(block, sampleRate: source.sampleRate)
             if !new.isEmpty {
                 let line = live ? "\r\u{1B}[K" + String(stream.text.suffix(120)) : stream.text + "\n"
                 FileHandle.standardError.write(Data(line.utf8))

@@ -83,29 +83,6 @@ func wavBytes(tag: Int = 1, channels: Int = 1, rate: Int = 16_000, bits: Int = 1
     }
 }
 
-@Suite struct ResamplerTests {
-    func tone(_ hz: Double, rate: Int, seconds: Double) -> [Float] {
-        (0..<Int(Double(rate) * seconds)).map { Float(sin(2 * Double.pi * hz * Double($0) / Double(rate))) }
-    }
-
-    /// A tone in the pass band arrives intact (away from the edges, where the filter sees the signal's start/end).
-    @Test(arguments: [8_000, 22_050, 44_100, 48_000])
-    func toneSurvivesConversionTo16k(rate: Int) {
-        let out = Resampler(from: rate, to: 16_000)(tone(1_000, rate: rate, seconds: 0.5))
-        let expected = tone(1_000, rate: 16_000, seconds: 0.5)
-        #expect(abs(out.count - expected.count) <= 1)
-        let worst = (400..<(min(out.count, expected.count) - 400)).map { abs(out[$0] - expected[$0]) }.max() ?? 1
-        #expect(worst < 2e-3, "\(rate) Hz: worst \(worst)")
-    }
-
-    /// A tone above the new Nyquist frequency is removed, not folded back (it is what linear interpolation gets wrong).
-    @Test func toneAboveTheNewNyquistIsSuppressed() {
-        let out = Resampler(from: 48_000, to: 16_000)(tone(11_000, rate: 48_000, seconds: 0.5))
-        let rms = (out[400..<(out.count - 400)].map { Double($0 * $0) }.reduce(0, +) / Double(out.count - 800)).squareRoot()
-        #expect(rms < 1e-3, "alias rms \(rms) (a full-scale tone has 0.707)")
-    }
-}
-
 extension Int {
     func clamped(_ low: Int, _ high: Int) -> Int { Swift.min(Swift.max(self, low), high) }
 }
