@@ -1,7 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
-// Element-wise kernels that need exp() or tight loops. Each has a portable body compiled twice: plain x86-64 and
-// with AVX2+FMA (per-function target attributes, no build flags); the variant is chosen once at run time.
+// Element-wise kernels that need exp() or tight loops. Each has one portable body, compiled for the build's target
+// and, on x86-64, again with AVX2+FMA (per-function target attributes, no build flags); ck_cpu_level() picks one.
 
 // x[i] = x[i] * sigmoid(x[i])
 void ck_swish(float *x, long n);
@@ -20,7 +20,7 @@ void ck_axpy(float *y, const float *x, long n, float alpha);
 void ck_add_bias_rows(float *x, const float *bias, long rows, long width);
 // x[i] = max(x[i], 0)
 void ck_relu(float *x, long n);
-// Name of the selected variant ("avx2+fma" or "x86-64"), for benchmarks.
+// Name of the selected variant ("avx2+fma" or "portable"), for benchmarks.
 const char *ck_variant(void);
 
 
