@@ -17,20 +17,8 @@
 
 long ck_packed_size(long k, long n) { return k * ((n + PANEL - 1) / PANEL) * PANEL; }
 
-void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed) {
-    long panels = (n + PANEL - 1) / PANEL;
-    for (long j = 0; j < panels; j++) {
-        float *dst = packed + j * k * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long p = 0; p < k; p++) {
-            memcpy(dst + p * PANEL, w + p * ldw + j * PANEL, (size_t)cols * sizeof(float));
-            for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
-        }
-    }
-}
-
-void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed) {
-    const unsigned char *bytes = (const unsigned char *)w;
+void ck_pack_panels_bytes(const void *weights, long k, long n, int transposed, float *packed) {
+    const unsigned char *w = (const unsigned char *)weights;
     long panels = (n + PANEL - 1) / PANEL;
     for (long j = 0; j < panels; j++) {
         float *dst = packed + j * k * PANEL;
@@ -38,9 +26,9 @@ void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *
         for (long p = 0; p < k; p++) {
             if (transposed) {
                 for (long c = 0; c < cols; c++)
-                    memcpy(dst + p * PANEL + c, bytes + ((j * PANEL + c) * k + p) * sizeof(float), sizeof(float));
+                    memcpy(dst + p * PANEL + c, w + ((j * PANEL + c) * k + p) * sizeof(float), sizeof(float));
             } else {
-                memcpy(dst + p * PANEL, bytes + (p * n + j * PANEL) * sizeof(float), (size_t)cols * sizeof(float));
+                memcpy(dst + p * PANEL, w + (p * n + j * PANEL) * sizeof(float), (size_t)cols * sizeof(float));
             }
             for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
         }
