@@ -6,15 +6,19 @@ enum STTProcess {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// The stt binary built next to this test bundle.
-    static var binary: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("stt")
+    /// A binary built next to this test bundle: stt, or stt-dev.
+    static func binary(_ tool: String = "stt") -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(tool)
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ arguments: [String], stdin: Data? = nil, tool: String = "stt",
+                    environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = binary(tool)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = repository
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
@@ -67,9 +71,21 @@ enum STTProcess {
 
     @Test func parityStepsRefusesANoCacheExport() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("stt-parity-\(UUID().uuidString)").path
-        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out])
+        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out], tool: "stt-dev")
         #expect(r.status == 1)
         #expect(r.stderr.contains("without cache support"))
+    }
+}
+
+@Suite struct KernelSelectionTests {
+    /// STT_KERNELS caps the instruction set the products and element-wise kernels use, so CI can run the fallbacks.
+    @Test(arguments: [("portable", "portable, products portable"), ("avx2", "products avx2+fma")])
+    func environmentCapsTheKernels(setting: String, expected: String) throws {
+        let r = try STTProcess.run(["bench", "encoder", "models/tiny/la13", "--calls", "2", "--lookahead", "0"],
+                                   tool: "stt-dev", environment: ["STT_KERNELS": setting])
+        #expect(r.status == 0, "\(r.stderr)")
+        // A CPU without AVX2 stays on the portable code whatever the cap.
+        #expect(r.stdout.contains(expected) || r.stdout.contains("products portable"), "\(r.stdout)")
     }
 }
 
