@@ -17,20 +17,8 @@
 
 long ck_packed_size(long k, long n) { return k * ((n + PANEL - 1) / PANEL) * PANEL; }
 
-void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed) {
-    long panels = (n + PANEL - 1) / PANEL;
-    for (long j = 0; j < panels; j++) {
-        float *dst = packed + j * k * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long p = 0; p < k; p++) {
-            memcpy(dst + p * PANEL, w + p * ldw + j * PANEL, (size_t)cols * sizeof(float));
-            for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
-        }
-    }
-}
-
-void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed) {
-    const unsigned char *bytes = (const unsigned char *)w;
+void ck_pack_panels_bytes(const void *weights, long k, long n, int transposed, float *packed) {
+    const unsigned char *w = (const unsigned char *)weights;
     long panels = (n + PANEL - 1) / PANEL;
     for (long j = 0; j < panels; j++) {
         float *dst = packed + j * k * PANEL;
@@ -38,9 +26,9 @@ void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *
         for (long p = 0; p < k; p++) {
             if (transposed) {
                 for (long c = 0; c < cols; c++)
-                    memcpy(dst + p * PANEL + c, bytes + ((j * PANEL + c) * k + p) * sizeof(float), sizeof(float));
+                    memcpy(dst + p * PANEL + c, w + ((j * PANEL + c) * k + p) * sizeof(float), sizeof(float));
             } else {
-                memcpy(dst + p * PANEL, bytes + (p * n + j * PANEL) * sizeof(float), (size_t)cols * sizeof(float));
+                memcpy(dst + p * PANEL, w + (p * n + j * PANEL) * sizeof(float), (size_t)cols * sizeof(float));
             }
             for (long c = cols; c < PANEL; c++) dst[p * PANEL + c] = 0.0f;
         }
@@ -66,34 +54,40 @@ struct gemm_job {
     _Atomic long next_chunk;   // the next CHUNK_PANELS panels to claim
 };
 
-static inline long panel_columns(const gemm_job *job, long j) {
-    return job->n - j * PANEL < PANEL ? job->n - j * PANEL : PANEL;
-}
-
 static inline void store_row(float *out, const float *sums, long cols, int accumulate) {
     for (long c = 0; c < cols; c++) out[c] = accumulate ? out[c] + sums[c] : sums[c];
 }
 
-// Portable: the 16-wide inner loop is left to the compiler's vectorizer.
-static void portable_panels(const gemm_job *job, long p0, long p1) {
-    const long k = job->k;
+// Rows [r0, r0 + mr) of one panel: xt is the row tile, wp the panel, y its first output.
+typedef void (*row_tile)(const gemm_job *job, const float *xt, const float *wp, float *y, long cols, int mr);
+
+// Panels [p0, p1) of a product, row tile by row tile.
+static inline __attribute__((always_inline)) void each_tile(const gemm_job *job, long p0, long p1, int tile_rows,
+                                                            row_tile tile) {
     for (long j = p0; j < p1; j++) {
-        const float *wp = job->weights + j * k * PANEL;
-        long cols = panel_columns(job, j);
-        for (long r0 = 0; r0 < job->m; r0 += PORTABLE_TILE_ROWS) {
-            int mr = (int)(job->m - r0 < PORTABLE_TILE_ROWS ? job->m - r0 : PORTABLE_TILE_ROWS);
-            const float *xt = job->rows + (r0 / PORTABLE_TILE_ROWS) * job->tile_step;
-            float acc[PORTABLE_TILE_ROWS][PANEL] = {{0}};
-            for (long p = 0; p < k; p++) {
-                for (int r = 0; r < mr; r++) {
-                    float xv = xt[r * job->row_stride + p];
-                    for (int c = 0; c < PANEL; c++) acc[r][c] += xv * wp[p * PANEL + c];
-                }
-            }
-            for (int r = 0; r < mr; r++)
-                store_row(job->y + (r0 + r) * job->ldy + j * PANEL, acc[r], cols, job->accumulate);
+        const float *wp = job->weights + j * job->k * PANEL;
+        long cols = job->n - j * PANEL < PANEL ? job->n - j * PANEL : PANEL;
+        for (long r0 = 0; r0 < job->m; r0 += tile_rows) {
+            int mr = (int)(job->m - r0 < tile_rows ? job->m - r0 : tile_rows);
+            tile(job, job->rows + (r0 / tile_rows) * job->tile_step, wp, job->y + r0 * job->ldy + j * PANEL, cols, mr);
         }
     }
+}
+
+// Portable: the 16-wide inner loop is left to the compiler's vectorizer.
+static void portable_tile(const gemm_job *job, const float *xt, const float *wp, float *y, long cols, int mr) {
+    float acc[PORTABLE_TILE_ROWS][PANEL] = {{0}};
+    for (long p = 0; p < job->k; p++) {
+        for (int r = 0; r < mr; r++) {
+            float xv = xt[r * job->row_stride + p];
+            for (int c = 0; c < PANEL; c++) acc[r][c] += xv * wp[p * PANEL + c];
+        }
+    }
+    for (int r = 0; r < mr; r++) store_row(y + r * job->ldy, acc[r], cols, job->accumulate);
+}
+
+static void portable_panels(const gemm_job *job, long p0, long p1) {
+    each_tile(job, p0, p1, PORTABLE_TILE_ROWS, portable_tile);
 }
 
 #if defined(__x86_64__)
@@ -123,21 +117,13 @@ static inline __attribute__((always_inline)) AVX2 void tile256(const float *x, l
     }
 }
 
-#define TILE256(MR) case MR: tile256(xt, job->row_stride, wp, yr, job->ldy, k, MR, cols, job->accumulate); break;
+#define TILE256(MR) case MR: tile256(xt, job->row_stride, wp, y, job->ldy, job->k, MR, cols, job->accumulate); break;
 
-static AVX2 void avx2_panels(const gemm_job *job, long p0, long p1) {
-    const long k = job->k;
-    for (long j = p0; j < p1; j++) {
-        const float *wp = job->weights + j * k * PANEL;
-        long cols = panel_columns(job, j);
-        for (long r0 = 0; r0 < job->m; r0 += AVX2_TILE_ROWS) {
-            int mr = (int)(job->m - r0 < AVX2_TILE_ROWS ? job->m - r0 : AVX2_TILE_ROWS);
-            const float *xt = job->rows + (r0 / AVX2_TILE_ROWS) * job->tile_step;
-            float *yr = job->y + r0 * job->ldy + j * PANEL;
-            switch (mr) { TILE256(1) TILE256(2) TILE256(3) TILE256(4) TILE256(5) TILE256(6) }
-        }
-    }
+static AVX2 void avx2_tile(const gemm_job *job, const float *xt, const float *wp, float *y, long cols, int mr) {
+    switch (mr) { TILE256(1) TILE256(2) TILE256(3) TILE256(4) TILE256(5) TILE256(6) }
 }
+
+static void avx2_panels(const gemm_job *job, long p0, long p1) { each_tile(job, p0, p1, AVX2_TILE_ROWS, avx2_tile); }
 
 // AVX-512: up to 14 rows × one 16-wide panel, one weight vector per k used by every row. Packed rows put one k's
 // broadcasts in one cache line; the weight panel is prefetched ahead. With few rows each accumulator would be one
@@ -174,7 +160,7 @@ static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt
 }
 
 // Packed rows get constant strides, so each tile height compiles to immediate offsets.
-#define TILE512(MR, RS, KS) case MR: tile512(xt, RS, KS, wp, yr, job->ldy, k, MR, cols, job->accumulate); break;
+#define TILE512(MR, RS, KS) case MR: tile512(xt, RS, KS, wp, y, job->ldy, job->k, MR, cols, job->accumulate); break;
 #define TILES512(RS, KS)                                                                                         \
     switch (mr) {                                                                                                \
         TILE512(1, RS, KS) TILE512(2, RS, KS) TILE512(3, RS, KS) TILE512(4, RS, KS) TILE512(5, RS, KS)           \
@@ -182,23 +168,16 @@ static inline __attribute__((always_inline)) AVX512 void tile512(const float *xt
         TILE512(11, RS, KS) TILE512(12, RS, KS) TILE512(13, RS, KS) TILE512(14, RS, KS)                          \
     }
 
-static AVX512 void avx512_panels(const gemm_job *job, long p0, long p1) {
-    const long k = job->k;
-    const int packed = job->k_stride != 1;
-    for (long j = p0; j < p1; j++) {
-        const float *wp = job->weights + j * k * PANEL;
-        long cols = panel_columns(job, j);
-        for (long r0 = 0; r0 < job->m; r0 += AVX512_TILE_ROWS) {
-            int mr = (int)(job->m - r0 < AVX512_TILE_ROWS ? job->m - r0 : AVX512_TILE_ROWS);
-            const float *xt = job->rows + (r0 / AVX512_TILE_ROWS) * job->tile_step;
-            float *yr = job->y + r0 * job->ldy + j * PANEL;
-            if (packed) {
-                TILES512(1, AVX512_TILE_ROWS)
-            } else {
-                TILES512(job->row_stride, 1)
-            }
-        }
+static AVX512 void avx512_tile(const gemm_job *job, const float *xt, const float *wp, float *y, long cols, int mr) {
+    if (job->k_stride != 1) {
+        TILES512(1, AVX512_TILE_ROWS)
+    } else {
+        TILES512(job->row_stride, 1)
     }
+}
+
+static void avx512_panels(const gemm_job *job, long p0, long p1) {
+    each_tile(job, p0, p1, AVX512_TILE_ROWS, avx512_tile);
 }
 #endif
 

@@ -91,7 +91,7 @@ typedef struct {
 } kernel_table;
 
 static const kernel_table base_table = {swish_base, sigmoid_base, glu_rows_base, layer_norm_base, softmax_base,
-                                        axpy_base, add_bias_rows_base, relu_base, "x86-64"};
+                                        axpy_base, add_bias_rows_base, relu_base, "portable"};
 #if defined(__x86_64__)
 static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2, layer_norm_avx2, softmax_avx2,
                                         axpy_avx2, add_bias_rows_avx2, relu_avx2, "avx2+fma"};

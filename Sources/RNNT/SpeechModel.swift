@@ -115,8 +115,15 @@ public final class SpeechModel: Sendable {
     /// - Throws: `WAVFile.Failure` for a file that cannot be read, ``TranscriptionError`` for options the model
     ///   cannot run or samples that are not finite.
     public func transcribe(file path: String, options: TranscriptionStream.Options = .init()) throws -> Transcript {
-        let wav = try WAVFile(path: path)
-        return try transcribe(samples: wav.samples, sampleRate: wav.sampleRate, options: options)
+        let wav = try WAVReader(path: path)
+        let stream = try TranscriptionStream(model: self, options: options)
+        var block: [Float] = []
+        while try wav.read(maxFrames: wav.sampleRate, into: &block) > 0 {
+            try stream.push(block, sampleRate: wav.sampleRate)
+            block.removeAll(keepingCapacity: true)
+        }
+        stream.finish()
+        return stream.transcript
     }
 
     /// Transcribes mono samples in [−1, 1] at any sample rate.

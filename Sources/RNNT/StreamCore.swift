@@ -12,7 +12,9 @@ final class StreamCore {
     var duration: Double { Double(frontend.samplesPushed) / Double(MelFrontend.sampleRate) }
 
     private let frontend = MelFrontend()
-    private var resampler: Resampler?
+    /// Converts pushes at another rate to 16 kHz; replaced (its tail flushed first) when the rate changes.
+    private var resampler: StreamingResampler?
+    private var converted: [Float] = []
     private let state: EncoderState
     private let greedy: GreedyState?
     private let useCTC: Bool
@@ -49,11 +51,17 @@ final class StreamCore {
             throw .nonFiniteSample(seconds: duration + Double(bad) / Double(sampleRate))
         }
         let before = tokens.count
+        if resampler != nil && resampler?.inputRate != sampleRate { flushResampler() }
         if sampleRate == MelFrontend.sampleRate {
             frontend.push(samples) { frame in append(frame) }
         } else {
-            if resampler?.inputRate != sampleRate { resampler = Resampler(from: sampleRate, to: MelFrontend.sampleRate) }
-            let converted = resampler.map { $0(Array(samples)) } ?? []
+            if resampler == nil {
+                do { resampler = try StreamingResampler(from: sampleRate, to: MelFrontend.sampleRate) } catch {
+                    throw .unsupportedSampleRate(sampleRate)
+                }
+            }
+            converted.removeAll(keepingCapacity: true)
+            resampler?.process(samples, into: &converted)
             converted.withUnsafeBufferPointer { buffer in frontend.push(buffer) { frame in append(frame) } }
         }
         runSteps()
@@ -63,6 +71,7 @@ final class StreamCore {
     func finish() -> [Token] {
         guard !finished else { return tokens }
         finished = true
+        flushResampler()
         frontend.finish { frame in append(frame) }
         windows.finish(.nemo)
         runSteps()
@@ -82,6 +91,15 @@ final class StreamCore {
         lastCTC = (model.ctc?.classes ?? 1) - 1
         encoderFrames = 0
         finished = false
+    }
+
+    /// The resampler's last samples (its filter's look-ahead) into the frontend; pushes continue without it.
+    private func flushResampler() {
+        guard let resampler else { return }
+        converted.removeAll(keepingCapacity: true)
+        resampler.finish(into: &converted)
+        converted.withUnsafeBufferPointer { buffer in frontend.push(buffer) { frame in append(frame) } }
+        self.resampler = nil
     }
 
     private func append(_ frame: UnsafeBufferPointer<Float>) { windows.append(frame) }

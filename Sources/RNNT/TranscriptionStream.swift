@@ -101,7 +101,7 @@ public final class TranscriptionStream: @unchecked Sendable {
     /// Adds mono 16-bit PCM samples at `sampleRate` (scaled by 1/32768).
     @discardableResult
     public func push(_ samples: [Int16], sampleRate: Int = 16_000) throws(TranscriptionError) -> [Token] {
-        try push(samples.map { Float($0) / 32_768 }, sampleRate: sampleRate)
+        try push(PCM16.floats(samples), sampleRate: sampleRate)
     }
 
     /// Ends the stream: runs the last, shorter window and returns every token of the utterance.

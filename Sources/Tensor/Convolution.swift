@@ -1,5 +1,5 @@
 /// Convolutions of the FastConformer: the causal stride-2 stem and the causal depthwise conv over time.
-/// Feature maps of the stem are channel planes [channels, height (time), width (frequency)].
+/// Feature maps of the stem are channel-last [height (time), width (frequency), channels].
 package enum Convolution {
     /// Output length of a causal stride-2 3-tap stage: pad 2 before and 1 after, then convolve without padding.
     @inline(__always)

@@ -1,8 +1,10 @@
 import CSTTOpenBLAS
 import CSTTKernels
 
-/// The numeric kernels of the engine over raw row-major float buffers. Matrix products go to BLAS; element-wise
-/// work that needs exp() goes to the CKernels target (AVX2/FMA when the CPU has it); the rest is plain Swift.
+/// The numeric kernels of the engine over raw row-major float buffers. Products with weights packed at load, and the
+/// element-wise work (exp(), LayerNorm, softmax), go to the CKernels target, which picks AVX-512, AVX2+FMA or portable
+/// code once at run time; the small products between activations (attention scores) go to BLAS; the rest is plain
+/// Swift.
 package enum Kernels {
     /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major with leading dimensions.
     /// `transposedB`: B is stored [n×k] (PyTorch's [out, in]); otherwise [k×n] (the exporter's MatMul layout).

@@ -9,16 +9,7 @@ package struct PackedMatrix: Sendable {
 
     /// Packs a row-major [rows × columns] matrix; `transposed` takes a [columns × rows] one (PyTorch's [out, in]).
     package init(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, transposed: Bool = false) {
-        self.rows = rows
-        self.columns = columns
-        storage = Tensor(zeros: [ck_packed_size(rows, columns)])
-        if transposed {
-            let plain = Tensor(zeros: [rows, columns])
-            for r in 0..<rows { for c in 0..<columns { plain.data[r * columns + c] = matrix[c * rows + r] } }
-            ck_pack_panels(plain.data, rows, columns, columns, storage.data)
-        } else {
-            ck_pack_panels(matrix, rows, columns, columns, storage.data)
-        }
+        self.init(bytes: UnsafeRawPointer(matrix), rows: rows, columns: columns, transposed: transposed)
     }
 
     /// Packs from little-endian float32 bytes at any alignment (a tensor in a mapped file): [rows × columns], or

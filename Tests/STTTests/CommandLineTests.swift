@@ -6,16 +6,19 @@ enum STTProcess {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    /// A binary built next to this test bundle: `stt`, or the development tools `stt-dev`.
-    static func binary(_ name: String) -> URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+    /// A binary built next to this test bundle: stt, or stt-dev.
+    static func binary(_ tool: String = "stt") -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(tool)
     }
 
-    static func run(_ arguments: [String], stdin: Data? = nil,
-                    binary name: String = "stt") throws -> (status: Int32, stdout: String, stderr: String) {
+    static func run(_ arguments: [String], stdin: Data? = nil, tool: String = "stt",
+                    environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
-        process.executableURL = binary(name)
+        process.executableURL = binary(tool)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = repository
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
@@ -66,7 +69,7 @@ enum STTProcess {
         #expect(r.status == 0)
         for command in ["transcribe", "stream", "info"] { #expect(r.stdout.contains("  \(command)"), "\(r.stdout)") }
         for hidden in ["bench", "parity"] { #expect(!r.stdout.contains(hidden), "\(r.stdout)") }
-        let dev = try STTProcess.run(["--help"], binary: "stt-dev")
+        let dev = try STTProcess.run(["--help"], tool: "stt-dev")
         #expect(dev.status == 0 && dev.stdout.contains("bench") && dev.stdout.contains("parity-steps"))
     }
 
@@ -78,10 +81,21 @@ enum STTProcess {
 
     @Test func parityStepsRefusesANoCacheExport() throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("stt-parity-\(UUID().uuidString)").path
-        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out],
-                                   binary: "stt-dev")
+        let r = try STTProcess.run(["parity-steps", "models/tiny/nocache/encoder-tiny.onnx", "--out", out], tool: "stt-dev")
         #expect(r.status == 1)
         #expect(r.stderr.contains("without cache support"))
+    }
+}
+
+@Suite struct KernelSelectionTests {
+    /// STT_KERNELS caps the instruction set the products and element-wise kernels use, so CI can run the fallbacks.
+    @Test(arguments: [("portable", "portable, products portable"), ("avx2", "products avx2+fma")])
+    func environmentCapsTheKernels(setting: String, expected: String) throws {
+        let r = try STTProcess.run(["bench", "encoder", "models/tiny/la13", "--calls", "2", "--lookahead", "0"],
+                                   tool: "stt-dev", environment: ["STT_KERNELS": setting])
+        #expect(r.status == 0, "\(r.stderr)")
+        // A CPU without AVX2 stays on the portable code whatever the cap.
+        #expect(r.stdout.contains(expected) || r.stdout.contains("products portable"), "\(r.stdout)")
     }
 }
 

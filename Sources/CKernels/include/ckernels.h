@@ -1,7 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
-// Element-wise kernels that need exp() or tight loops. Each has a portable body compiled twice: plain x86-64 and
-// with AVX2+FMA (per-function target attributes, no build flags); the variant is chosen once at run time.
+// Element-wise kernels that need exp() or tight loops. Each has one portable body, compiled for the build's target
+// and, on x86-64, again with AVX2+FMA (per-function target attributes, no build flags); ck_cpu_level() picks one.
 
 // x[i] = x[i] * sigmoid(x[i])
 void ck_swish(float *x, long n);
@@ -20,17 +20,17 @@ void ck_axpy(float *y, const float *x, long n, float alpha);
 void ck_add_bias_rows(float *x, const float *bias, long rows, long width);
 // x[i] = max(x[i], 0)
 void ck_relu(float *x, long n);
-// Name of the selected variant ("avx2+fma" or "x86-64"), for benchmarks.
+// Name of the selected variant ("avx2+fma" or "portable"), for benchmarks.
 const char *ck_variant(void);
 
 
 // Weights packed once at load for products with few rows: column panels of 16, each panel k×16 contiguous (the
 // last one zero-padded), so a product streams every weight exactly once, sequentially.
+// Packing reads little-endian float bytes at any alignment (a tensor in a mapped file, or floats in memory): w is
+// [k×n], or [n×k] when transposed (PyTorch's [out, in]).
 long ck_packed_size(long k, long n);
-void ck_pack_panels(const float *w, long k, long n, long ldw, float *packed);
-// The same from little-endian float bytes at any alignment (a tensor in a mapped file): w is [k×n], or [n×k] when
-// transposed (PyTorch's [out, in]).
 void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed);
+
 // Instruction-set levels, best first as chosen once at run time from the CPU and capped by the environment variable
 // STT_KERNELS=portable|avx2|avx512 (read once). Both the products and the element-wise kernels follow it.
 #define CK_LEVEL_PORTABLE 0
@@ -51,7 +51,8 @@ int ck_pool_threads(const ck_pool *pool);
 typedef void (*ck_task)(void *context, long part, long parts);
 void ck_pool_run(ck_pool *pool, ck_task task, void *context);
 
-// y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels; x and y row-major with leading dimensions.
+// y[m×n] = x[m×k]·W (+ y when accumulate), W packed by ck_pack_panels_bytes; x and y row-major with leading
+// dimensions.
 // Large enough products split their column panels across `pool` (NULL: the calling thread alone); each output is
 // summed by one thread, so the result does not depend on the thread count. scratch holds ck_gemm_scratch_size(m, k)
 // floats for the variant that repacks rows; without it rows are read in place (same result, slower). Nothing is
