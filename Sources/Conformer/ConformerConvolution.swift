@@ -11,19 +11,13 @@ package struct ConformerConvolution: Sendable {
     package let pointwiseConv2: Linear
     package let kernel: Int
 
-    init(_ r: ParameterReader, _ name: String, epsilon: Float) throws(LoaderError) {
-        pointwiseConv1 = try Linear(r, name + ".pointwise_conv1")
-        depthwiseWeight = try r.tensor(name + ".depthwise_conv.weight")
-        depthwiseBias = try r.tensor(name + ".depthwise_conv.bias")
-        batchNorm = try LayerNorm(r, name + ".batch_norm", epsilon: epsilon)
-        pointwiseConv2 = try Linear(r, name + ".pointwise_conv2")
-        let d = pointwiseConv2.outputs
-        guard depthwiseWeight.rank == 3, depthwiseWeight.shape[0] == d, depthwiseWeight.shape[1] == 1,
-              depthwiseWeight.shape[2] >= 1, depthwiseBias.count == d, pointwiseConv1.outputs == 2 * d else {
-            throw .notFastConformer(r.graph.path, "\(name) has depthwise weight \(depthwiseWeight.shape) and "
-                                    + "pointwise_conv1 → \(pointwiseConv1.outputs), expected [\(d), 1, k] and \(2 * d)")
-        }
-        kernel = depthwiseWeight.shape[2]
+    init(_ r: WeightReader, _ name: String, dModel d: Int, kernel: Int, epsilon: Float) throws(LoaderError) {
+        pointwiseConv1 = try Linear(r, name + ".pointwise_conv1", inputs: d, outputs: 2 * d)
+        depthwiseWeight = try r.tensor(name + ".depthwise_conv.weight", shape: [d, 1, kernel])
+        depthwiseBias = try r.tensor(name + ".depthwise_conv.bias", shape: [d])
+        batchNorm = try LayerNorm(r, name + ".batch_norm", width: d, epsilon: epsilon)
+        pointwiseConv2 = try Linear(r, name + ".pointwise_conv2", inputs: d, outputs: d)
+        self.kernel = kernel
     }
 
     /// residual += Conv(x); the cache supplies the kernel − 1 GLU outputs before these rows and then keeps the last

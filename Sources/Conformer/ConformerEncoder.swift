@@ -22,11 +22,13 @@ package final class ConformerEncoder: Sendable {
     ///   - maxLookahead: the largest right context to prepare for (13 covers all trained settings of the reference).
     ///   - threads: threads for the weight products of every step, the stepping thread included. BLAS, which does
     ///     the small attention products, keeps whatever thread setting the app gave it.
-    package init(graph: ExportedGraph, leftContext: Int = 70, maxLookahead: Int = 13,
-                 threads: Int = 1) throws(LoaderError) {
+    ///   - description: the graph's description, when the caller has built it already (it validates every shape).
+    package init(graph: ExportedGraph, description known: EncoderDescription? = nil, leftContext: Int = 70,
+                 maxLookahead: Int = 13, threads: Int = 1) throws(LoaderError) {
         let prefix = graph.kind == .ctc ? "encoder." : ""
-        let e = try EncoderDescription(graph: graph, prefix: prefix)
-        let r = ParameterReader(graph: graph, prefix: prefix)
+        let e: EncoderDescription
+        if let known { e = known } else { e = try EncoderDescription(graph: graph, prefix: prefix) }
+        let r = WeightReader(graph: graph, prefix: prefix)
         description = e
         preEncode = try ConvSubsampling(r, description: e)
         guard let table = try graph.loadPositionalTable() else {

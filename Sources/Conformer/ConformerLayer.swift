@@ -16,20 +16,20 @@ package struct ConformerLayer: Sendable {
 
     /// - Parameters:
     ///   - table: the export's relative positional table; `distances` are those the attention will be asked for.
-    init(_ r: ParameterReader, index n: Int, description e: EncoderDescription, table: Tensor,
+    init(_ r: WeightReader, index n: Int, description e: EncoderDescription, table: Tensor,
          distances: ClosedRange<Int>) throws(LoaderError) {
         let name = "layers.\(n)"
-        let eps = e.layerNormEpsilon
-        normFeedForward1 = try LayerNorm(r, name + ".norm_feed_forward1", epsilon: eps)
-        feedForward1 = try ConformerFeedForward(r, name + ".feed_forward1")
-        normSelfAtt = try LayerNorm(r, name + ".norm_self_att", epsilon: eps)
+        let d = e.dModel, eps = e.layerNormEpsilon
+        normFeedForward1 = try LayerNorm(r, name + ".norm_feed_forward1", width: d, epsilon: eps)
+        feedForward1 = try ConformerFeedForward(r, name + ".feed_forward1", dModel: d, hidden: e.feedForward)
+        normSelfAtt = try LayerNorm(r, name + ".norm_self_att", width: d, epsilon: eps)
         selfAttn = try RelPositionMultiHeadAttention(r, name + ".self_attn", heads: e.heads, headDim: e.headDim,
                                                      table: table, distances: distances)
-        normConv = try LayerNorm(r, name + ".norm_conv", epsilon: eps)
-        conv = try ConformerConvolution(r, name + ".conv", epsilon: eps)
-        normFeedForward2 = try LayerNorm(r, name + ".norm_feed_forward2", epsilon: eps)
-        feedForward2 = try ConformerFeedForward(r, name + ".feed_forward2")
-        normOut = try LayerNorm(r, name + ".norm_out", epsilon: eps)
+        normConv = try LayerNorm(r, name + ".norm_conv", width: d, epsilon: eps)
+        conv = try ConformerConvolution(r, name + ".conv", dModel: d, kernel: e.convKernel, epsilon: eps)
+        normFeedForward2 = try LayerNorm(r, name + ".norm_feed_forward2", width: d, epsilon: eps)
+        feedForward2 = try ConformerFeedForward(r, name + ".feed_forward2", dModel: d, hidden: e.feedForward)
+        normOut = try LayerNorm(r, name + ".norm_out", width: d, epsilon: eps)
     }
 
     /// One streaming step of `rows` frames x [rows, d], in place; reads and advances this layer's caches.

@@ -21,37 +21,31 @@ package struct ConvSubsampling: Sendable {
     package let channels: Int
     package let melFeatures: Int
 
-    init(_ r: ParameterReader, description e: EncoderDescription) throws(LoaderError) {
+    init(_ r: WeightReader, description e: EncoderDescription) throws(LoaderError) {
         channels = e.subsamplingChannels
         melFeatures = e.melFeatures
         let c = channels
         func tapMajor(_ name: String) throws(LoaderError) -> Tensor {
-            let w = try r.tensor(name)
-            guard w.shape == [c, 1, 3, 3] else {
-                throw .notFastConformer(r.graph.path, "\(name) has shape \(w.shape), expected [\(c), 1, 3, 3]")
-            }
+            let w = try r.tensor(name, shape: [c, 1, 3, 3])
             let t = Tensor(zeros: [9, c])
             for ch in 0..<c { for tap in 0..<9 { t.data[tap * c + ch] = w.data[ch * 9 + tap] } }
             return t
         }
         first = try tapMajor("pre_encode.conv.0.weight")
-        firstBias = try r.tensor("pre_encode.conv.0.bias")
+        firstBias = try r.tensor("pre_encode.conv.0.bias", shape: [c])
         // dw_striding: conv.0, ReLU, then per stage [depthwise, pointwise, ReLU] at indices 2,3,(4) · 5,6,(7) · …
         var stages: [Stage] = []
         for s in 0..<(e.subsamplingStages - 1) {
             let dw = 2 + 3 * s, pw = dw + 1
-            let pointwise = try r.tensor("pre_encode.conv.\(pw).weight")
-            guard pointwise.shape == [c, c, 1, 1] else {
-                throw .notFastConformer(r.graph.path, "pre_encode.conv.\(pw).weight has shape \(pointwise.shape)")
-            }
+            let pointwise = try r.tensor("pre_encode.conv.\(pw).weight", shape: [c, c, 1, 1])
             stages.append(Stage(
                 depthwise: try tapMajor("pre_encode.conv.\(dw).weight"),
-                depthwiseBias: try r.tensor("pre_encode.conv.\(dw).bias"),
+                depthwiseBias: try r.tensor("pre_encode.conv.\(dw).bias", shape: [c]),
                 pointwise: PackedMatrix(pointwise.data, rows: c, columns: c, transposed: true),
-                pointwiseBias: try r.tensor("pre_encode.conv.\(pw).bias")))
+                pointwiseBias: try r.tensor("pre_encode.conv.\(pw).bias", shape: [c])))
         }
         self.stages = stages
-        out = try Linear(r, "pre_encode.out")
+        out = try Linear(r, "pre_encode.out", inputs: c * e.subsampledFeatures, outputs: e.dModel)
     }
 
     /// Frames out for `frames` in.

@@ -1,23 +1,6 @@
 import STTTensor
 import STTWeightLoader
 
-/// Reads a module's parameters out of a loaded graph, under a prefix (`encoder.` inside a CTC graph).
-struct ParameterReader {
-    let graph: ExportedGraph
-    let prefix: String
-
-    func tensor(_ name: String) throws(LoaderError) -> Tensor {
-        try parameter(name).load()
-    }
-
-    func parameter(_ name: String) throws(LoaderError) -> Parameter {
-        guard let p = graph.parameter(prefix + name) else {
-            throw .notFastConformer(graph.path, "it has no \(prefix + name)")
-        }
-        return p
-    }
-}
-
 /// nn.Linear (and 1×1 Conv1d): y = x·W + b over rows of x. W is packed once at load (see `PackedMatrix`) from
 /// either layout the export uses: the exporter's [in, out] MatMul weights or PyTorch's [out, in] conv weights.
 package struct Linear: Sendable {
@@ -26,29 +9,9 @@ package struct Linear: Sendable {
     package var inputs: Int { weight.rows }
     package var outputs: Int { weight.columns }
 
-    init(_ r: ParameterReader, _ name: String, bias hasBias: Bool = true) throws(LoaderError) {
-        let p = try r.parameter(name + ".weight")
-        let shape = p.shape
-        // Conv1d with kernel 1 is [out, in, 1].
-        guard shape.count == 2 || (shape.count == 3 && shape[2] == 1) else {
-            throw .notFastConformer(r.graph.path, "\(name).weight has shape \(shape), expected a matrix")
-        }
-        let torch = p.layout == .torch
-        let (rows, columns) = torch ? (shape[1], shape[0]) : (shape[0], shape[1])
-        // Packed straight from the file's pages when the values are stored raw (every export seen); otherwise
-        // through a copy that lives only until it is packed.
-        var packed: PackedMatrix?
-        _ = p.withStoredValues { packed = PackedMatrix(bytes: $0, rows: rows, columns: columns, transposed: torch) }
-        if packed == nil {
-            let values = try p.load()
-            packed = PackedMatrix(values.data, rows: rows, columns: columns, transposed: torch)
-        }
-        guard let packed else { throw .badTensor(r.graph.path, tensor: p.source, "could not be read") }
-        weight = packed
-        bias = hasBias ? try r.tensor(name + ".bias") : nil
-        if let bias, bias.count != weight.columns {
-            throw .notFastConformer(r.graph.path, "\(name).bias has \(bias.count) values for \(weight.columns) outputs")
-        }
+    init(_ r: WeightReader, _ name: String, inputs: Int, outputs: Int, bias hasBias: Bool = true) throws(LoaderError) {
+        weight = try r.matrix(name + ".weight", inputs: inputs, outputs: outputs)
+        bias = hasBias ? try r.tensor(name + ".bias", shape: [outputs]) : nil
     }
 
     /// y[rows, outputs] = x[rows, inputs]·W + b (or y += x·W + b when `accumulate`).
@@ -68,9 +31,9 @@ package struct LayerNorm: Sendable {
     package let shift: Tensor
     package let epsilon: Float
 
-    init(_ r: ParameterReader, _ name: String, epsilon: Float) throws(LoaderError) {
-        scale = try r.tensor(name + ".weight")
-        shift = try r.tensor(name + ".bias")
+    init(_ r: WeightReader, _ name: String, width: Int, epsilon: Float) throws(LoaderError) {
+        scale = try r.tensor(name + ".weight", shape: [width])
+        shift = try r.tensor(name + ".bias", shape: [width])
         self.epsilon = epsilon
     }
 
@@ -85,9 +48,9 @@ package struct ConformerFeedForward: Sendable {
     package let linear1: Linear
     package let linear2: Linear
 
-    init(_ r: ParameterReader, _ name: String) throws(LoaderError) {
-        linear1 = try Linear(r, name + ".linear1")
-        linear2 = try Linear(r, name + ".linear2")
+    init(_ r: WeightReader, _ name: String, dModel d: Int, hidden: Int) throws(LoaderError) {
+        linear1 = try Linear(r, name + ".linear1", inputs: d, outputs: hidden)
+        linear2 = try Linear(r, name + ".linear2", inputs: hidden, outputs: d)
     }
 
     /// residual += scale · FF(x).

@@ -25,21 +25,19 @@ package struct RelPositionMultiHeadAttention: Sendable {
         case chunkedLimited(chunk: Int, leftChunks: Int)
     }
 
-    init(_ r: ParameterReader, _ name: String, heads: Int, headDim: Int, table: Tensor,
+    init(_ r: WeightReader, _ name: String, heads: Int, headDim: Int, table: Tensor,
          distances: ClosedRange<Int>) throws(LoaderError) {
-        linearQ = try Linear(r, name + ".linear_q")
-        linearK = try Linear(r, name + ".linear_k")
-        linearV = try Linear(r, name + ".linear_v")
-        linearOut = try Linear(r, name + ".linear_out")
-        linearPos = try Linear(r, name + ".linear_pos", bias: false)
-        posBiasU = try r.tensor(name + ".pos_bias_u")
-        posBiasV = try r.tensor(name + ".pos_bias_v")
-        guard posBiasU.count == heads * headDim, posBiasV.count == heads * headDim else {
-            throw .notFastConformer(r.graph.path, "\(name).pos_bias_u/v do not hold \(heads) × \(headDim) values")
-        }
+        let d = heads * headDim
+        linearQ = try Linear(r, name + ".linear_q", inputs: d, outputs: d)
+        linearK = try Linear(r, name + ".linear_k", inputs: d, outputs: d)
+        linearV = try Linear(r, name + ".linear_v", inputs: d, outputs: d)
+        linearOut = try Linear(r, name + ".linear_out", inputs: d, outputs: d)
+        linearPos = try Linear(r, name + ".linear_pos", inputs: d, outputs: d, bias: false)
+        posBiasU = try r.tensor(name + ".pos_bias_u", shape: [heads, headDim])
+        posBiasV = try r.tensor(name + ".pos_bias_v", shape: [heads, headDim])
         self.heads = heads
         self.headDim = headDim
-        positions = try RelativePositions(table: table, linearPos: linearPos, distances: distances, path: r.graph.path)
+        positions = try RelativePositions(table: table, linearPos: linearPos, distances: distances, path: r.path)
     }
 
     /// residual += MHA(a): `a` holds `rows` LayerNorm-ed inputs; in a streaming step they join the cache.

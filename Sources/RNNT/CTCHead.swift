@@ -1,21 +1,19 @@
 import STTTensor
 import STTWeightLoader
 
-/// The CTC head of a CTC export (ConvASRDecoder: a 1×1 conv from encoder frames to classes; log-softmax does not
-/// change the argmax, so greedy decoding skips it).
+/// The CTC head of a CTC export (ConvASRDecoder: a 1×1 conv from encoder frames to classes). Greedy decoding takes
+/// the argmax of the raw scores, and the log-softmax only for the chosen class's probability.
 package struct CTCHead: Sendable {
     let weight: PackedMatrix
     let bias: Tensor
     package let classes: Int
 
-    package init(graph g: ExportedGraph) throws(LoaderError) {
-        let d = try CTCDescription(graph: g)
-        guard let w = g.parameter(CTCDescription.weightPath), let b = g.parameter("ctc_decoder.decoder_layers.0.bias") else {
-            throw .notFastConformer(g.path, "it has no CTC head")
-        }
-        let values = try w.load()
-        weight = PackedMatrix(values.data, rows: d.encoderDim, columns: d.classes, transposed: true)
-        bias = try b.load()
+    package init(graph g: ExportedGraph, description known: CTCDescription? = nil) throws(LoaderError) {
+        let d: CTCDescription
+        if let known { d = known } else { d = try CTCDescription(graph: g) }
+        let r = WeightReader(graph: g)
+        weight = try r.matrix(CTCDescription.weightPath, inputs: d.encoderDim, outputs: d.classes)
+        bias = try r.tensor("ctc_decoder.decoder_layers.0.bias", shape: [d.classes])
         classes = d.classes
     }
 

@@ -27,13 +27,14 @@ package final class RNNTDecoder: Sendable {
     package let joint: Joint
     package var blank: Int { description.blank }
 
-    package init(graph: ExportedGraph) throws(LoaderError) {
+    package init(graph: ExportedGraph, description known: DecoderDescription? = nil) throws(LoaderError) {
         guard graph.kind == .decoderJoint else {
             throw .wrongGraphKind(graph.path, expected: "a decoder_joint export", found: graph.kind.description)
         }
-        description = try DecoderDescription(graph: graph)
-        prediction = try PredictionNetwork(graph: graph, description: description)
-        joint = try Joint(graph: graph, description: description)
+        if let known { description = known } else { description = try DecoderDescription(graph: graph) }
+        let r = WeightReader(graph: graph)
+        prediction = try PredictionNetwork(r, description: description)
+        joint = try Joint(r, description: description)
     }
 
     /// One call of the exported decoder_joint: the prediction network on `token` from `state`, then the joint with

@@ -12,25 +12,15 @@ package struct Joint: Sendable {
     package let hidden: Int
     package let classes: Int
 
-    init(graph g: ExportedGraph, description d: DecoderDescription) throws(LoaderError) {
-        func linear(_ name: String) throws(LoaderError) -> (PackedMatrix, Tensor) {
-            guard let w = g.parameter(name + ".weight"), let b = g.parameter(name + ".bias") else {
-                throw .notFastConformer(g.path, "it has no \(name)")
-            }
-            let values = try w.load()
-            let torch = w.layout == .torch
-            let (rows, columns) = torch ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
-            return (PackedMatrix(values.data, rows: rows, columns: columns, transposed: torch), try b.load())
-        }
-        (enc, encBias) = try linear("joint.enc")
-        (pred, predBias) = try linear("joint.pred")
-        let outIndex = g.parameters.keys.compactMap { key -> Int? in
-            guard key.hasPrefix("joint.joint_net."), key.hasSuffix(".weight") else { return nil }
-            return Int(key.dropFirst("joint.joint_net.".count).dropLast(".weight".count))
-        }.max() ?? 2
-        (out, outBias) = try linear("joint.joint_net.\(outIndex)")
+    init(_ r: WeightReader, description d: DecoderDescription) throws(LoaderError) {
         hidden = d.jointHidden
         classes = d.classes
+        enc = try r.matrix("joint.enc.weight", inputs: d.encoderDim, outputs: hidden)
+        encBias = try r.tensor("joint.enc.bias", shape: [hidden])
+        pred = try r.matrix("joint.pred.weight", inputs: d.predictionHidden, outputs: hidden)
+        predBias = try r.tensor("joint.pred.bias", shape: [hidden])
+        out = try r.matrix(d.jointOutput + ".weight", inputs: hidden, outputs: classes)
+        outBias = try r.tensor(d.jointOutput + ".bias", shape: [classes])
     }
 
     /// f = enc(frame), [hidden].

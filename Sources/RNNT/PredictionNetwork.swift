@@ -16,23 +16,20 @@ package struct PredictionNetwork: Sendable {
     package let hidden: Int
     package let classes: Int
 
-    init(graph g: ExportedGraph, description d: DecoderDescription) throws(LoaderError) {
-        func load(_ name: String) throws(LoaderError) -> Tensor {
-            guard let p = g.parameter(name) else { throw .notFastConformer(g.path, "it has no \(name)") }
-            return try p.load()
-        }
-        hidden = d.predictionHidden
+    init(_ r: WeightReader, description d: DecoderDescription) throws(LoaderError) {
+        let h = d.predictionHidden
+        hidden = h
         classes = d.classes
-        embedding = try load("decoder.prediction.embed.weight")
+        embedding = try r.tensor("decoder.prediction.embed.weight", shape: [classes, h])
         var layers: [LSTMLayer] = []
         for k in 0..<d.lstmLayers {
             let prefix = "decoder.prediction.dec_rnn.lstm."
-            let wih = try load(prefix + "weight_ih_l\(k)"), whh = try load(prefix + "weight_hh_l\(k)")
-            let bih = try load(prefix + "bias_ih_l\(k)"), bhh = try load(prefix + "bias_hh_l\(k)")
-            let bias = Tensor(zeros: [4 * hidden])
-            for i in 0..<(4 * hidden) { bias.data[i] = bih.data[i] + bhh.data[i] }
-            layers.append(LSTMLayer(input: PackedMatrix(wih.data, rows: wih.shape[1], columns: 4 * hidden, transposed: true),
-                                    recurrent: PackedMatrix(whh.data, rows: hidden, columns: 4 * hidden, transposed: true),
+            let bih = try r.tensor(prefix + "bias_ih_l\(k)", shape: [4 * h])
+            let bhh = try r.tensor(prefix + "bias_hh_l\(k)", shape: [4 * h])
+            let bias = Tensor(zeros: [4 * h])
+            for i in 0..<(4 * h) { bias.data[i] = bih.data[i] + bhh.data[i] }
+            layers.append(LSTMLayer(input: try r.matrix(prefix + "weight_ih_l\(k)", inputs: h, outputs: 4 * h),
+                                    recurrent: try r.matrix(prefix + "weight_hh_l\(k)", inputs: h, outputs: 4 * h),
                                     bias: bias))
         }
         self.layers = layers

@@ -87,10 +87,14 @@ public final class SpeechModel: Sendable {
         lookaheads = trained.map { Lookahead(milliseconds: $0 * description.subsamplingFactor * 10) }
         defaultLookahead = Lookahead(milliseconds: exportLookahead * description.subsamplingFactor * 10)
         self.threads = max(1, threads)
-        encoder = try ConformerEncoder(graph: model.encoder, leftContext: left, maxLookahead: trained.max() ?? 13,
-                                       threads: self.threads)
-        rnnt = try model.decoder.map { graph throws(LoaderError) in try RNNTDecoder(graph: graph) }
-        ctc = model.encoder.kind == .ctc ? try CTCHead(graph: model.encoder) : nil
+        encoder = try ConformerEncoder(graph: model.encoder, description: description, leftContext: left,
+                                       maxLookahead: trained.max() ?? 13, threads: self.threads)
+        if let graph = model.decoder {
+            rnnt = try RNNTDecoder(graph: graph, description: model.decoderDescription)
+        } else {
+            rnnt = nil
+        }
+        ctc = model.encoder.kind == .ctc ? try CTCHead(graph: model.encoder, description: model.ctcDescription) : nil
         decoders = (rnnt != nil ? [.rnnt] : []) + (ctc != nil ? [.ctc] : [])
         maxSymbols = metadata?.maxSymbols ?? 10
     }

@@ -1,0 +1,42 @@
+import STTTensor
+
+/// The one way model code reads its weights: by module path (under a prefix, `encoder.` inside a CTC graph), each
+/// checked against the shape the caller's architecture needs before a value is copied, so a module never trusts a
+/// length it did not ask for. Used by the encoder, the prediction network, the joint and the CTC head.
+package struct WeightReader: Sendable {
+    package let graph: ExportedGraph
+    package let prefix: String
+
+    package init(graph: ExportedGraph, prefix: String = "") {
+        self.graph = graph
+        self.prefix = prefix
+    }
+
+    package var path: String { graph.path }
+
+    /// The parameter at `name`, its shape checked.
+    package func parameter(_ name: String, _ expected: ExpectedShape) throws(LoaderError) -> Parameter {
+        try validateShapes([(name, expected)], in: graph, prefix: prefix)
+        guard let p = graph.parameter(prefix + name) else {
+            throw .notFastConformer(graph.path, "it has no \(quoted(prefix + name))")
+        }
+        return p
+    }
+
+    /// The values of a parameter of exactly `shape`.
+    package func tensor(_ name: String, shape: [Int]) throws(LoaderError) -> Tensor {
+        try parameter(name, .exact(shape)).load()
+    }
+
+    /// A Linear (or 1×1 convolution) weight from `inputs` to `outputs`, packed for the few-row product whichever
+    /// layout the export stored it in; straight from the file's pages when its values are stored raw.
+    package func matrix(_ name: String, inputs: Int, outputs: Int) throws(LoaderError) -> PackedMatrix {
+        let p = try parameter(name, .linear(inputs: inputs, outputs: outputs))
+        let torch = p.layout == .torch
+        var packed: PackedMatrix?
+        _ = p.withStoredValues { packed = PackedMatrix(bytes: $0, rows: inputs, columns: outputs, transposed: torch) }
+        if let packed { return packed }
+        let values = try p.load()
+        return PackedMatrix(values.data, rows: inputs, columns: outputs, transposed: torch)
+    }
+}
