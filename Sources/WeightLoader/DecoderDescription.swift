@@ -16,16 +16,9 @@ package struct DecoderDescription: Sendable, Equatable {
     package init(graph g: ExportedGraph) throws(LoaderError) {
         let path = g.path
         func fail(_ why: String) -> LoaderError { .notFastConformer(path, why) }
-        func param(_ name: String) throws(LoaderError) -> Parameter {
-            guard let p = g.parameter(name) else { throw fail("it has no \(name)") }
-            return p
-        }
-        func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
-            let p = try param(name + ".weight")
-            guard p.rank == 2 else { throw fail("\(name).weight has shape \(p.shape)") }
-            return p.layout == .inputMajor ? (p.shape[0], p.shape[1]) : (p.shape[1], p.shape[0])
-        }
-        let embed = try param("decoder.prediction.embed.weight").shape
+        let r = WeightReader(graph: g)
+        func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) { try r.linearSize(name + ".weight") }
+        let embed = try r.parameter("decoder.prediction.embed.weight").shape
         guard embed.count == 2 else { throw fail("the embedding has shape \(embed)") }
         classes = embed[0]
         predictionHidden = embed[1]
@@ -33,14 +26,6 @@ package struct DecoderDescription: Sendable, Equatable {
         while g.parameter("decoder.prediction.dec_rnn.lstm.weight_ih_l\(layers)") != nil { layers += 1 }
         guard layers > 0 else { throw fail("it has no LSTM in decoder.prediction.dec_rnn") }
         lstmLayers = layers
-        for k in 0..<layers {
-            let input = k == 0 ? predictionHidden : predictionHidden
-            guard try param("decoder.prediction.dec_rnn.lstm.weight_ih_l\(k)").shape == [4 * predictionHidden, input],
-                  try param("decoder.prediction.dec_rnn.lstm.weight_hh_l\(k)").shape
-                    == [4 * predictionHidden, predictionHidden] else {
-                throw fail("LSTM layer \(k) is not \(predictionHidden) → \(predictionHidden)")
-            }
-        }
         let enc = try linear("joint.enc")
         let pred = try linear("joint.pred")
         // joint_net is Sequential(ReLU, [Dropout,] Linear): its last Linear is the output layer.

@@ -37,16 +37,9 @@ package struct EncoderDescription: Sendable, Equatable {
     package init(graph g: ExportedGraph, prefix: String = "") throws(LoaderError) {
         let path = g.path
         func fail(_ why: String) -> LoaderError { .notFastConformer(path, why) }
-        func param(_ name: String) throws(LoaderError) -> Parameter {
-            guard let p = g.parameter(prefix + name) else { throw fail("it has no \(prefix + name)") }
-            return p
-        }
-        /// A Linear weight's (in, out) whatever layout it was stored in.
-        func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
-            let p = try param(name + ".weight")
-            guard p.rank == 2 else { throw fail("\(prefix + name).weight has shape \(p.shape)") }
-            return p.layout == .inputMajor ? (p.shape[0], p.shape[1]) : (p.shape[1], p.shape[0])
-        }
+        let r = WeightReader(graph: g, prefix: prefix)
+        func param(_ name: String) throws(LoaderError) -> Parameter { try r.parameter(name) }
+        func linear(_ name: String) throws(LoaderError) -> (input: Int, output: Int) { try r.linearSize(name + ".weight") }
 
         // Layers: layers.0 … layers.N−1, all present.
         var indices = Set<Int>()

@@ -14,13 +14,27 @@ package struct WeightReader: Sendable {
 
     package var path: String { graph.path }
 
-    /// The parameter at `name`, its shape checked.
-    package func parameter(_ name: String, _ expected: ExpectedShape) throws(LoaderError) -> Parameter {
-        try validateShapes([(name, expected)], in: graph, prefix: prefix)
+    /// The parameter at `name`, whatever its shape (descriptions read sizes off it).
+    package func parameter(_ name: String) throws(LoaderError) -> Parameter {
         guard let p = graph.parameter(prefix + name) else {
             throw .notFastConformer(graph.path, "it has no \(quoted(prefix + name))")
         }
         return p
+    }
+
+    /// The (inputs, outputs) of a Linear weight, whichever layout it was stored in.
+    package func linearSize(_ name: String) throws(LoaderError) -> (input: Int, output: Int) {
+        let p = try parameter(name)
+        guard p.rank == 2 || (p.rank == 3 && p.shape[2] == 1 && p.layout == .torch) else {
+            throw .notFastConformer(graph.path, "\(quoted(prefix + name)) has shape \(p.shape), expected a matrix")
+        }
+        return p.layout == .inputMajor ? (p.shape[0], p.shape[1]) : (p.shape[1], p.shape[0])
+    }
+
+    /// The parameter at `name`, its shape checked.
+    package func parameter(_ name: String, _ expected: ExpectedShape) throws(LoaderError) -> Parameter {
+        try validateShapes([(name, expected)], in: graph, prefix: prefix)
+        return try parameter(name)
     }
 
     /// The values of a parameter of exactly `shape`.
