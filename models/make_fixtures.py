@@ -895,7 +895,7 @@ def check_export_nemo(out):
                 open(os.path.join(out, "tiny", "la13", f), "rb").read()
                 for f in ("encoder-tiny.onnx", "decoder_joint-tiny.onnx", "tokens.txt")}
         log("byte-identical to tiny/la13: %s" % same)
-        # the tool must refuse models that are not cache-aware streaming models
+        # the written model.json records cache support and the look-ahead the export was made with
         with open(os.path.join(folder, "model.json")) as f:
             meta = json.load(f)
         assert meta["cache_support"] is True and meta["export_att_context"] == [70, 13]

@@ -208,6 +208,15 @@ enum STTProcess {
         #expect(!r.stderr.isEmpty, "no partial results")
     }
 
+    /// A WAV file piped to '-' is recognised by its RIFF header, not decoded as samples.
+    @Test(arguments: ["samples/green-apples.wav", "models/frontend/green-apples-44k.wav"])
+    func wavOnStdinTranscribesLikeTheFile(file: String) throws {
+        let wav = try Data(contentsOf: STTProcess.repository.appendingPathComponent(file))
+        let piped = try STTProcess.run(["transcribe", "-m", "models/small/la13", "-"], stdin: wav)
+        let direct = try STTProcess.run(["transcribe", "-m", "models/small/la13", file])
+        #expect(piped.status == 0 && piped.stdout == direct.stdout && !direct.stdout.isEmpty, "\(piped.stderr)")
+    }
+
     @Test func emptyStdinIsAnError() throws {
         let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", "-"], stdin: Data())
         #expect(r.status == 1 && r.stderr.contains("no audio"))

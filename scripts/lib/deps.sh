@@ -39,9 +39,10 @@ select_blas_kernels() {
     fi
 }
 
-# Builds the release binary once and prints its path.
+# Builds a release binary (stt, or the development tools stt-dev) and prints its path.
 build_release() {
+    local product="${1:-stt}"
     ensure_build_deps
-    (cd "$ROOT" && swift build -c release --product stt >&2)
-    echo "$ROOT/.build/release/stt"
+    (cd "$ROOT" && swift build -c release --product "$product" >&2)
+    echo "$ROOT/.build/release/$product"
 }
