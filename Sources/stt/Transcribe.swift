@@ -237,15 +237,22 @@ struct Stream: ParsableCommand {
         let source = try AudioSource("-")
         var block: [Float] = []
         // 100 ms at a time, as a microphone delivers; only the block in hand is kept.
+        // On a terminal the last line shows the end of the text so far; elsewhere only newly final text is written,
+        // so the cost per push stays constant however long the stream runs.
+        var tail = ""
         while try source.read(maxFrames: max(1, source.sampleRate / 10), into: &block) > 0 {
             let new = try stream.push(block, sampleRate: source.sampleRate)
-            if !new.isEmpty {
-                let line = live ? "\r\u{1B}[K" + String(stream.text.suffix(120)) : stream.text + "\n"
-                FileHandle.standardError.write(Data(line.utf8))
+            guard !new.isEmpty else { continue }
+            let text = new.map { $0.piece.replacingOccurrences(of: "▁", with: " ") }.joined()
+            if live {
+                tail = String((tail + text).suffix(120))
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + tail).utf8))
+            } else {
+                FileHandle.standardError.write(Data(text.utf8))
             }
         }
         stream.finish()
-        if live { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        FileHandle.standardError.write(Data((live ? "\r\u{1B}[K" : "\n").utf8))
         print(stream.text)
     }
 }
