@@ -158,6 +158,13 @@ public enum TranscriptionError: Error, Equatable, CustomStringConvertible, Senda
     case unsupportedSampleRate(Int)
     /// A NaN or infinite sample, this many seconds into the stream.
     case nonFiniteSample(seconds: Double)
+    /// A sample of this magnitude (beyond ``TranscriptionError/largestSample``), this many seconds into the stream:
+    /// the audio is not scaled to [−1, 1].
+    case sampleOutOfRange(Float, seconds: Double)
+
+    /// The largest sample magnitude a stream takes: 60 dB above full scale. Louder values cannot be audio scaled to
+    /// [−1, 1], and far louder ones would overflow the spectrum.
+    public static let largestSample: Float = 1_000
 
     /// The one-line message.
     public var description: String {
@@ -170,6 +177,8 @@ public enum TranscriptionError: Error, Equatable, CustomStringConvertible, Senda
             "sample rate \(rate) Hz is not supported (1 Hz … 768 kHz)"
         case .nonFiniteSample(let seconds):
             String(format: "the audio has a NaN or infinite sample at %.3f s", seconds)
+        case .sampleOutOfRange(let value, let seconds):
+            String(format: "the audio has a sample of %g at %.3f s; samples must be scaled to [-1, 1]", value, seconds)
         }
     }
 }

@@ -47,8 +47,9 @@ final class StreamCore {
     func push(_ samples: UnsafeBufferPointer<Float>, sampleRate: Int) throws(TranscriptionError) -> [Token] {
         guard !finished else { return [] }
         guard sampleRate >= 1 && sampleRate <= 768_000 else { throw .unsupportedSampleRate(sampleRate) }
-        if let bad = samples.firstIndex(where: { !$0.isFinite }) {
-            throw .nonFiniteSample(seconds: duration + Double(bad) / Double(sampleRate))
+        if let bad = samples.firstIndex(where: { !($0.magnitude <= TranscriptionError.largestSample) }) {
+            let seconds = duration + Double(bad) / Double(sampleRate)
+            throw samples[bad].isFinite ? .sampleOutOfRange(samples[bad], seconds: seconds) : .nonFiniteSample(seconds: seconds)
         }
         let before = tokens.count
         if resampler != nil && resampler?.inputRate != sampleRate { flushResampler() }

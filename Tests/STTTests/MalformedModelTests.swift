@@ -187,3 +187,61 @@ import Testing
         try expectOneLineError(dir)
     }
 }
+
+/// WAV files with broken or absurd contents: one printable error line, exit 1.
+@Suite struct MalformedAudioTests {
+    static func le(_ v: Int, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+
+    /// A canonical WAV: format tag (1 PCM, 3 float), channels, rate, bits, and the data bytes.
+    static func wav(tag: Int = 1, channels: Int = 1, rate: Int, bits: Int = 16, data: [UInt8]) -> [UInt8] {
+        let align = channels * bits / 8
+        let fmt = le(tag, 2) + le(channels, 2) + le(rate, 4) + le(rate * align, 4) + le(align, 2) + le(bits, 2)
+        let body = Array("WAVE".utf8) + Array("fmt ".utf8) + le(16, 4) + fmt + Array("data".utf8) + le(data.count, 4) + data
+        return Array("RIFF".utf8) + le(body.count, 4) + body
+    }
+
+    static func floats(_ values: [Float]) -> [UInt8] {
+        values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } }
+    }
+
+    func expectOneLineError(_ bytes: [UInt8], containing expected: String,
+                            sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let path = try Fixtures.temporaryDirectory() + "/input.WAV"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", path])
+        #expect(r.status == 1 && r.stdout.isEmpty, "status \(r.status) \(r.stdout)", sourceLocation: sourceLocation)
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.hasPrefix("stt: error: "), "\(r.stderr)",
+                sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(expected), "\(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    // Row 7: a header claiming an extreme sample rate.
+    @Test(arguments: [0, 768_001, 4_294_967_295])
+    func extremeSampleRate(rate: Int) throws {
+        try expectOneLineError(Self.wav(rate: rate, data: [UInt8](repeating: 0, count: 3_200)), containing: "sample rate")
+    }
+
+    /// The extremes that are allowed run, and stay quick.
+    @Test(.timeLimit(.minutes(1)), arguments: [1, 768_000])
+    func extremeButValidSampleRateRuns(rate: Int) throws {
+        let path = try Fixtures.temporaryDirectory() + "/input.wav"
+        try Data(Self.wav(rate: rate, data: [UInt8](repeating: 0, count: 2 * min(rate, 40_000)))).write(to: URL(fileURLWithPath: path))
+        let r = try STTProcess.run(["transcribe", "-m", "models/small/la13", path])
+        #expect(r.status == 0, "\(r.stderr)")
+    }
+
+    // Row 12: float samples that are NaN or infinite.
+    @Test(arguments: [Float.nan, .infinity, -.infinity])
+    func nonFiniteFloatSamples(value: Float) throws {
+        var samples = [Float](repeating: 0.1, count: 16_000)
+        samples[12_000] = value
+        try expectOneLineError(Self.wav(tag: 3, rate: 16_000, bits: 32, data: Self.floats(samples)), containing: "0.750 s")
+    }
+
+    // Row 19: stereo float samples near ±3e38 average to finite values that are no audio.
+    @Test func stereoFloatNearTheLimits() throws {
+        let samples = (0..<32_000).map { $0 % 2 == 0 ? Float(3e38) : Float(2.9e38) }
+        try expectOneLineError(Self.wav(tag: 3, channels: 2, rate: 16_000, bits: 32, data: Self.floats(samples)),
+                               containing: "scaled to [-1, 1]")
+    }
+}
