@@ -61,7 +61,17 @@ package struct ExportedGraph: @unchecked Sendable {
     package func output(_ name: String) -> ONNXValueInfo? { outputs.first { $0.name == name } }
 
     package init(path: String) throws(LoaderError) {
-        let file = try ONNXFile(path: path)
+        try self.init(file: ONNXFile(path: path))
+    }
+
+    /// A graph decoded from bytes in memory (kept as a copy for the parameters to read from); `name` stands for it
+    /// in errors.
+    package init(bytes: [UInt8], name: String) throws(LoaderError) {
+        try self.init(file: ONNXFile(bytes: bytes, name: name))
+    }
+
+    private init(file: ONNXFile) throws(LoaderError) {
+        let path = file.path
         let graph = file.graph
         self.path = path
         opset = file.opset
