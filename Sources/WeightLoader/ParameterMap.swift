@@ -122,8 +122,8 @@ struct ParameterMap {
         for (nodeIndex, node) in graph.nodes.enumerated() {
             // The exporter names a node after its op (`…/linear_q/MatMul`): a weight-consuming node whose name says
             // one op and whose type says another was altered.
-            if let named = node.name.split(separator: "/").last.map(String.init),
-               let base = named.split(separator: "_").first.map(String.init),
+            if let named = node.name.utf8.split(separator: UInt8(ascii: "/")).last,
+               let first = named.split(separator: UInt8(ascii: "_")).first, case let base = String(Substring(first)),
                Self.weightOps.contains(base), base != node.opType {
                 throw .malformedGraph(path, "node \(quoted(node.name)) is named for \(base) but is \(quoted(node.opType))")
             }
