@@ -392,9 +392,10 @@ package struct ProtobufMutations {
     }
 
     /// `data` rewritten with every tensor dimension and every declared input/output dimension changed by `change`,
-    /// each tensor's values cut or repeated to fit; nil when the result would be larger than 64 MiB.
+    /// each tensor's values cut or repeated to fit; nil when the result would be larger than 16 MiB (ten times the
+    /// tiny seed: larger models only make executions slower).
     package static func substitute(_ change: Dimension, in data: [UInt8]) -> [UInt8]? {
-        var budget = 64 << 20
+        var budget = 16 << 20
         return data.withUnsafeBufferPointer { b in
             rewrite(b, 0..<b.count, .model, change, &budget)
         }
