@@ -44,6 +44,15 @@ let package = Package(
                 "STTKit", "STTConformer", "STTWeightLoader", "STTTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/stt-dev"),
+        // Fuzzing: the harnesses and mutators, the driver behind scripts/fuzz, and the tests that replay every
+        // committed finding (Tests/FuzzRegressions) and run a short fuzz of each target. Not part of the product.
+        .target(
+            name: "STTFuzz", dependencies: ["STTKit", "STTConformer", "STTAudio", "STTWeightLoader", "STTTensor"],
+            path: "Sources/Fuzz"),
+        .executableTarget(
+            name: "stt-fuzz",
+            dependencies: ["STTFuzz", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/stt-fuzz"),
         // Test-only: the committed fixtures and their references.
         .target(name: "STTTestFixtures", dependencies: ["STTTensor", "STTConformer"], path: "Tests/TestFixtures"),
         // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
@@ -60,6 +69,7 @@ let package = Package(
             name: "ConformerTests",
             dependencies: ["STTConformer", "STTWeightLoader", "STTTensor", "STTMallocCounter", "STTTestFixtures"],
             path: "Tests/ConformerTests"),
+        .testTarget(name: "FuzzTests", dependencies: ["STTFuzz", "STTTestFixtures"], path: "Tests/FuzzTests"),
         .testTarget(
             name: "RNNTTests",
             dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],

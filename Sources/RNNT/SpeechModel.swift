@@ -79,16 +79,13 @@ public final class SpeechModel: Sendable {
         self.tokens = tokens
         let description = model.encoderDescription
         frameMilliseconds = description.subsamplingFactor * 10
-        let contexts = metadata?.attContextSizes ?? [[70, 13], [70, 6], [70, 1], [70, 0]]
-        let left = contexts.first?.first ?? 70
-        exportLookahead = model.encoder.exportAttContext?[1] ?? metadata?.exportAttContext?[1] ?? contexts.first?.last ?? 13
-        var trained = contexts.compactMap { $0.count == 2 ? $0[1] : nil }
-        if !trained.contains(exportLookahead) { trained.append(exportLookahead) }
-        lookaheads = trained.map { Lookahead(milliseconds: $0 * description.subsamplingFactor * 10) }
+        let attention = AttentionSettings(graphContext: model.encoder.exportAttContext, metadata: metadata)
+        exportLookahead = attention.exportLookahead
+        lookaheads = attention.trained.map { Lookahead(milliseconds: $0 * description.subsamplingFactor * 10) }
         defaultLookahead = Lookahead(milliseconds: exportLookahead * description.subsamplingFactor * 10)
         self.threads = max(1, threads)
-        encoder = try ConformerEncoder(graph: model.encoder, description: description, leftContext: left,
-                                       maxLookahead: trained.max() ?? 13, threads: self.threads)
+        encoder = try ConformerEncoder(graph: model.encoder, description: description, leftContext: attention.leftContext,
+                                       maxLookahead: attention.maxLookahead, threads: self.threads)
         if let graph = model.decoder {
             rnnt = try RNNTDecoder(graph: graph, description: model.decoderDescription)
         } else {
@@ -145,6 +142,29 @@ public final class SpeechModel: Sendable {
         }
         stream.finish()
         return stream.transcript
+    }
+}
+
+/// The attention contexts a model runs with, in encoder frames: from model.json when it has them, else the reference
+/// model's, with the export's own look-ahead (read from the graph, else model.json) always among the trained ones.
+package struct AttentionSettings: Sendable, Equatable {
+    /// Rows of attention cache (the left context of every trained setting).
+    package let leftContext: Int
+    /// The look-ahead the encoder was exported with: a stream's default.
+    package let exportLookahead: Int
+    /// Every look-ahead a stream may use.
+    package let trained: [Int]
+    /// The largest look-ahead, which the encoder's positional terms are prepared for.
+    package var maxLookahead: Int { trained.max() ?? 13 }
+
+    package init(graphContext: [Int]?, metadata: ModelMetadata?) {
+        let contexts = metadata?.attContextSizes ?? [[70, 13], [70, 6], [70, 1], [70, 0]]
+        leftContext = contexts.first?.first ?? 70
+        let export = graphContext?[1] ?? metadata?.exportAttContext?[1] ?? contexts.first?.last ?? 13
+        var trained = contexts.compactMap { $0.count == 2 ? $0[1] : nil }
+        if !trained.contains(export) { trained.append(export) }
+        exportLookahead = export
+        self.trained = trained
     }
 }
 

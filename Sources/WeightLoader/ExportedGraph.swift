@@ -61,7 +61,17 @@ package struct ExportedGraph: @unchecked Sendable {
     package func output(_ name: String) -> ONNXValueInfo? { outputs.first { $0.name == name } }
 
     package init(path: String) throws(LoaderError) {
-        let file = try ONNXFile(path: path)
+        try self.init(file: ONNXFile(path: path))
+    }
+
+    /// A graph decoded from bytes in memory (kept as a copy for the parameters to read from); `name` stands for it
+    /// in errors.
+    package init(bytes: [UInt8], name: String) throws(LoaderError) {
+        try self.init(file: ONNXFile(bytes: bytes, name: name))
+    }
+
+    private init(file: ONNXFile) throws(LoaderError) {
+        let path = file.path
         let graph = file.graph
         self.path = path
         opset = file.opset
@@ -177,7 +187,9 @@ package struct ExportedGraph: @unchecked Sendable {
             return raw
         }
         let hidden = rows / 4
-        let result = Tensor(zeros: cols == 1 ? [rows] : [rows, cols])
+        // The transform, not the width, says which is a bias: an LSTM with one input feature has weights [4H, 1].
+        let bias = transform == .lstmInputBias || transform == .lstmRecurrentBias
+        let result = Tensor(zeros: bias ? [rows] : [rows, cols])
         // PyTorch gate g ← ONNX gate: i ← i(0), f ← f(2), g ← c(3), o ← o(1).
         for (torchGate, onnxGate) in [(0, 0), (1, 2), (2, 3), (3, 1)] {
             let src = raw.data + offset + onnxGate * hidden * cols

@@ -21,7 +21,14 @@ package struct ModelMetadata: Codable, Sendable, Equatable {
     package init() {}
 
     package static func read(_ path: String) throws(LoaderError) -> ModelMetadata {
-        let data = try readSmallFile(path, limit: 1 << 20)
+        try decode(readSmallFile(path, limit: limit), name: path)
+    }
+
+    /// The most bytes a model.json may have.
+    package static let limit = 1 << 20
+
+    /// Decodes and checks the bytes of a model.json; `path` stands for them in errors.
+    package static func decode(_ data: Data, name path: String) throws(LoaderError) -> ModelMetadata {
         let metadata: ModelMetadata
         do {
             metadata = try JSONDecoder().decode(ModelMetadata.self, from: data)
@@ -117,7 +124,14 @@ package struct ModelFolder: Sendable, Equatable {
 /// mark and trailing spaces are read as the writer meant; a space piece (a character vocabulary's) is kept.
 package enum TokenTable {
     package static func read(_ path: String) throws(LoaderError) -> [String] {
-        let data = try readSmallFile(path, limit: 64 << 20)
+        try parse(readSmallFile(path, limit: limit), name: path)
+    }
+
+    /// The most bytes a tokens.txt may have.
+    package static let limit = 64 << 20
+
+    /// The pieces of a tokens.txt held in memory; `path` stands for it in errors.
+    package static func parse(_ data: Data, name path: String) throws(LoaderError) -> [String] {
         guard var text = String(data: data, encoding: .utf8) else { throw .badMetadata(path, "tokens.txt is not UTF-8") }
         if text.hasPrefix("\u{FEFF}") { text.removeFirst() }
         var pieces: [String] = []
@@ -168,27 +182,10 @@ package struct LoadedModel: Sendable {
         self.folder = folder
         metadata = try folder.metadata.map { path throws(LoaderError) in try ModelMetadata.read(path) }
         encoder = try ExportedGraph(path: folder.encoder)
-        switch encoder.kind {
-        case .encoder, .ctc: break
-        case .encoderWithoutCache: throw .noCacheSupport(folder.encoder)
-        case .decoderJoint: throw .wrongGraphKind(folder.encoder, expected: "an encoder", found: encoder.kind.description)
-        }
-        encoderDescription = try EncoderDescription(graph: encoder, prefix: encoder.kind == .ctc ? "encoder." : "")
-        if encoder.kind == .ctc {
-            let ctc = try CTCDescription(graph: encoder)
-            guard ctc.encoderDim == encoderDescription.dModel else {
-                throw .notFastConformer(folder.encoder, "the CTC head takes \(ctc.encoderDim)-wide frames, the encoder emits \(encoderDescription.dModel)")
-            }
-            ctcDescription = ctc
-        } else {
-            ctcDescription = nil
-        }
+        (encoderDescription, ctcDescription) = try Self.describeEncoder(encoder)
         if let path = folder.decoderJoint {
             let decoder = try ExportedGraph(path: path)
-            guard decoder.kind == .decoderJoint else {
-                throw .wrongGraphKind(path, expected: "a decoder_joint export", found: decoder.kind.description)
-            }
-            let description = try DecoderDescription(graph: decoder)
+            let description = try Self.describeDecoder(decoder)
             guard description.encoderDim == encoderDescription.dModel else {
                 throw .mismatchedPair(encoder: folder.encoder, decoder: path,
                                       "the encoder emits \(encoderDescription.dModel)-wide frames, the joint takes \(description.encoderDim)")
@@ -203,5 +200,30 @@ package struct LoadedModel: Sendable {
         if let tokens, let classes = decoderDescription?.classes ?? ctcDescription?.classes, tokens.count != classes {
             throw .badMetadata(folder.tokens ?? path, "tokens.txt has \(tokens.count) pieces, the model \(classes) classes")
         }
+    }
+
+    /// The checks a folder's encoder (or CTC graph) passes: the kind of graph, the architecture, the CTC head's width.
+    package static func describeEncoder(_ encoder: ExportedGraph) throws(LoaderError)
+        -> (EncoderDescription, CTCDescription?) {
+        switch encoder.kind {
+        case .encoder, .ctc: break
+        case .encoderWithoutCache: throw .noCacheSupport(encoder.path)
+        case .decoderJoint: throw .wrongGraphKind(encoder.path, expected: "an encoder", found: encoder.kind.description)
+        }
+        let description = try EncoderDescription(graph: encoder, prefix: encoder.kind == .ctc ? "encoder." : "")
+        guard encoder.kind == .ctc else { return (description, nil) }
+        let ctc = try CTCDescription(graph: encoder)
+        guard ctc.encoderDim == description.dModel else {
+            throw .notFastConformer(encoder.path, "the CTC head takes \(ctc.encoderDim)-wide frames, the encoder emits \(description.dModel)")
+        }
+        return (description, ctc)
+    }
+
+    /// The checks a folder's decoder_joint passes on its own (the fit to the encoder is checked by the caller).
+    package static func describeDecoder(_ decoder: ExportedGraph) throws(LoaderError) -> DecoderDescription {
+        guard decoder.kind == .decoderJoint else {
+            throw .wrongGraphKind(decoder.path, expected: "a decoder_joint export", found: decoder.kind.description)
+        }
+        return try DecoderDescription(graph: decoder)
     }
 }

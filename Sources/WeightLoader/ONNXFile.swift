@@ -7,9 +7,19 @@ package final class ONNXFile: @unchecked Sendable {
     package let graph: ONNXGraph
     let file: MappedFile
 
-    package init(path: String) throws(LoaderError) {
+    package convenience init(path: String) throws(LoaderError) {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    /// Decodes a model held in memory (a copy is kept); `name` stands for it in errors.
+    package convenience init(bytes: [UInt8], name: String) throws(LoaderError) {
+        try self.init(file: MappedFile(bytes: bytes, name: name))
+    }
+
+    private init(file: MappedFile) throws(LoaderError) {
+        let path = file.path
         self.path = path
-        file = try MappedFile(path: path)
+        self.file = file
         guard file.size > 0 else { throw .emptyFile(path) }
         var reader = ProtobufReader(bytes: file.bytes, range: 0..<file.size)
         let decoded: (ONNXModelHeader, ONNXGraph?)

@@ -91,20 +91,23 @@ struct ParameterMap {
         // Node scopes leave out some module names: NeMo's RNNTDecoder keeps `embed` and `dec_rnn` in a ModuleDict
         // `prediction`, and `/decoder/embed/Gather` consumes `decoder.prediction.embed.weight`. Learn each such
         // insertion from the named parameters and apply it to the scopes of anonymous weights.
+        // Each node's scope as module path components, worked out once: names are most of a graph's text.
+        let scopes = graph.nodes.map { node in
+            Self.moduleScope(ofNode: node.name).map { $0.split(separator: ".").map(String.init) }
+        }
         var rewrites: [[String]: [String]] = [:]
-        for node in graph.nodes {
-            guard let scope = Self.moduleScope(ofNode: node.name) else { continue }
+        for (node, scope) in zip(graph.nodes, scopes) {
+            guard let scope else { continue }
             for input in node.inputs where Self.isModulePath(input) && initializer(feeding: input) != nil {
                 var module = input.split(separator: ".").map(String.init)
                 module.removeLast()
-                if let (from, to) = Self.insertion(scope: scope.split(separator: ".").map(String.init), module: module) {
+                if let (from, to) = Self.insertion(scope: scope, module: module) {
                     rewrites[from] = to
                 }
             }
         }
-        func modulePath(ofNode name: String) -> String? {
-            guard let scope = Self.moduleScope(ofNode: name) else { return nil }
-            var parts = scope.split(separator: ".").map(String.init)
+        func modulePath(ofNode index: Int) -> String? {
+            guard var parts = scopes[index] else { return nil }
             for length in stride(from: parts.count, through: 1, by: -1) {
                 if let to = rewrites[Array(parts.prefix(length))] {
                     parts = to + parts.dropFirst(length)
@@ -119,12 +122,12 @@ struct ParameterMap {
         for (nodeIndex, node) in graph.nodes.enumerated() {
             // The exporter names a node after its op (`…/linear_q/MatMul`): a weight-consuming node whose name says
             // one op and whose type says another was altered.
-            if let named = node.name.split(separator: "/").last.map(String.init),
-               let base = named.split(separator: "_").first.map(String.init),
+            if let named = node.name.utf8.split(separator: UInt8(ascii: "/")).last,
+               let first = named.split(separator: UInt8(ascii: "_")).first, case let base = String(Substring(first)),
                Self.weightOps.contains(base), base != node.opType {
                 throw .malformedGraph(path, "node \(quoted(node.name)) is named for \(base) but is \(quoted(node.opType))")
             }
-            guard let scope = modulePath(ofNode: node.name) else {
+            guard let scope = modulePath(ofNode: nodeIndex) else {
                 if node.opType == "LSTM" { lstmCount += 1 }
                 continue
             }
@@ -186,8 +189,19 @@ struct ParameterMap {
     /// Initializer names that are module paths: `layers.0.norm_out.weight`, `joint.enc.bias`. Anonymous names are
     /// `onnx::MatMul_123`; node outputs start with "/".
     static func isModulePath(_ name: String) -> Bool {
-        !name.isEmpty && !name.hasPrefix("/") && !name.contains("::") && name.contains(".")
-            && !name.contains(" ") && !name.contains("/")
+        // One pass over the scalars: this runs for every input of every node.
+        var dot = false
+        var colon = false
+        for scalar in name.unicodeScalars {
+            switch scalar {
+            case "/", " ": return false
+            case ":" where colon: return false
+            case ".": dot = true
+            default: break
+            }
+            colon = scalar == ":"
+        }
+        return dot
     }
 
     /// Where a module path only adds components to a node's scope (`decoder.embed` → `decoder.prediction.embed`):
@@ -213,8 +227,9 @@ struct ParameterMap {
     /// `/layers.0/self_attn/linear_q/MatMul` → `layers.0.self_attn.linear_q`. A component that repeats its parent's
     /// name (`/joint/joint_net/joint_net.2/MatMul`, the exporter's way to name Sequential children) replaces it.
     static func moduleScope(ofNode name: String) -> String? {
-        guard name.hasPrefix("/") else { return nil }
-        var parts = name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard name.utf8.first == UInt8(ascii: "/") else { return nil }
+        // Split on the bytes: "/" is ASCII, and grapheme breaking costs more than the rest of the loader's framing.
+        var parts = name.utf8.split(separator: UInt8(ascii: "/")).map { String(Substring($0)) }
         guard parts.count >= 2 else { return nil }
         parts.removeLast()
         var scope: [String] = []
