@@ -104,6 +104,19 @@ import STTKit
         #expect(r.logits.relative < 0.05, "logits: \(r.logits)")
     }
 
+    /// The tensors win over sherpa-onnx's metadata: each disagreement is one warning naming both values.
+    @Test func metadataThatDisagreesWithTheTensorsIsAWarning() throws {
+        let model = try LoadedModel(folder: Fixtures.folder("tiny/sherpa"))
+        var pairs = model.encoder.metadata.filter { $0.key != "window_size" && $0.key != "pred_hidden" }
+        pairs += [("window_size", "65"), ("pred_hidden", "640"), ("normalize_type", "per_feature")]
+        let warnings = SherpaMetadata(pairs).warnings(encoder: model.encoderDescription,
+                                                      exportAttContext: model.encoder.exportAttContext,
+                                                      decoder: model.decoderDescription)
+        #expect(warnings.count == 3, "\(warnings)")
+        #expect(warnings.contains { $0.contains("window_size = 65") && $0.contains("using 121") })
+        #expect(warnings.contains { $0.contains("pred_hidden = 640") && $0.contains("using 64") })
+    }
+
     @Test func aFolderWithBothPrecisionsLoadsFP32UnlessAsked() throws {
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
