@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the ONNX model fixtures and reference data used by the Swift tests.
 
-    python models/make_fixtures.py tiny|small|large|all [--out models] [--retrain]
+    python models/make_fixtures.py tiny|small|large|sherpa|all [--out models] [--retrain]
 
 Every fixture is a NeMo ``EncDecHybridRNNTCTCModel`` (character labels) built from a config written
 below with the architecture of ``stt_en_fastconformer_hybrid_large_streaming_multi`` (cache-aware
@@ -12,6 +12,9 @@ streaming FastConformer, hybrid RNN-T + CTC), exported with NeMo's own exporter:
     small  trained for a few minutes on espeak-ng sentences so that greedy decoding yields real text;
            [70,13] RNN-T export, CTC export and references in small/ref. Trained weights are cached in
            models/.cache/small.pt (use --retrain to train again).
+    sherpa the tiny model in sherpa-onnx's layout (tiny/sherpa: encoder.onnx with its metadata, decoder.onnx,
+           joiner.onnx, tokens.txt; tiny/sherpa-int8: the *.int8.onnx files) and ORT references in
+           tiny/ref-sherpa. Needs tiny/ (its stream_mel and la13 encoder).
     large  random seeded weights with exactly the parameter shapes of the real model (114,226,689
            parameters in the RNN-T export); export only, into large/la13 and large/la0.
 
@@ -768,6 +771,179 @@ def versions():
 
 
 # --------------------------------------------------------------------------------------------------
+# sherpa-onnx's layout (tiny/sherpa, tiny/sherpa-int8, tiny/ref-sherpa)
+# --------------------------------------------------------------------------------------------------
+
+SHERPA_FILES = ("encoder", "decoder", "joiner")
+
+
+def export_sherpa_folder(model, folder, name):
+    """The folder sherpa-onnx publishes for a NeMo streaming hybrid model, made the way its recipe makes it
+    (scripts/nemo/fast-conformer-hybrid-transducer-ctc/export-onnx-transducer.py in k2-fsa/sherpa-onnx): NeMo's
+    exporter run on the encoder (cache support on), the prediction network and the joint one by one, tokens.txt
+    as `piece id` lines with `<blk> V` last, and the encoder's streaming settings in its metadata_props. The
+    export uses the model's default look-ahead ([70,13] here), as the recipe does."""
+    import onnx
+    import torch
+    os.makedirs(folder, exist_ok=True)
+    model.eval()
+    model.encoder.set_default_att_context_size(ATT_CONTEXT_SIZES[0])
+    cfg = model.encoder.streaming_cfg
+
+    def second(v):
+        return v[1] if isinstance(v, (list, tuple)) else v
+    chunk, pre_cache = int(second(cfg.chunk_size)), int(second(cfg.pre_encode_cache_size))
+    labels = list(model.joint.vocabulary)
+    with open(os.path.join(folder, "tokens.txt"), "w", encoding="utf-8") as f:
+        for i, piece in enumerate(labels):
+            f.write("%s %d\n" % (piece, i))
+        f.write("<blk> %d\n" % len(labels))
+    model.set_export_config({"decoder_type": "rnnt", "cache_support": True})
+    seed_everything(0)
+    with torch.no_grad():
+        for part, module in zip(SHERPA_FILES, (model.encoder, model.decoder, model.joint)):
+            module.export(os.path.join(folder, part + ".onnx"))
+    meta = {
+        "vocab_size": model.decoder.vocab_size, "window_size": chunk + pre_cache, "chunk_shift": chunk,
+        "normalize_type": "None",
+        "cache_last_channel_dim1": len(model.encoder.layers),
+        "cache_last_channel_dim2": cfg.last_channel_cache_size,
+        "cache_last_channel_dim3": model.encoder.d_model,
+        "cache_last_time_dim1": len(model.encoder.layers),
+        "cache_last_time_dim2": model.encoder.d_model,
+        "cache_last_time_dim3": model.encoder.conv_context_size[0],
+        "pred_rnn_layers": model.decoder.pred_rnn_layers, "pred_hidden": model.decoder.pred_hidden,
+        "subsampling_factor": SUBSAMPLING, "model_type": "EncDecHybridRNNTCTCBPEModel", "version": "1",
+        "model_author": "NeMo", "url": "models/make_fixtures.py (%s fixture)" % name,
+        "comment": "Only the transducer branch is exported",
+    }
+    path = os.path.join(folder, "encoder.onnx")
+    m = onnx.load(path)
+    del m.metadata_props[:]
+    for key, value in meta.items():
+        entry = m.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(m, path)
+    return meta
+
+
+def quantize_sherpa_folder(src, dst):
+    """sherpa-onnx's int8 folder: onnxruntime's dynamic quantization of each graph (8-bit unsigned weights,
+    activations quantized at run time), MatMul weights only, plus tokens.txt and nothing else."""
+    import shutil
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    os.makedirs(dst, exist_ok=True)
+    for part in SHERPA_FILES:
+        quantize_dynamic(model_input=os.path.join(src, part + ".onnx"),
+                         model_output=os.path.join(dst, part + ".int8.onnx"),
+                         op_types_to_quantize=["MatMul"], weight_type=QuantType.QUInt8)
+    shutil.copy(os.path.join(src, "tokens.txt"), os.path.join(dst, "tokens.txt"))
+
+
+def run_sherpa_walk(dec_sess, join_sess, enc_frames, blank, hidden, layers):
+    """Greedy RNN-T with sherpa-onnx's decoder and joiner, every graph input bound by position (their names are
+    torch-generated): the prediction network runs once per emitted token, the joint once per evaluation. Records
+    each joint evaluation like run_decoder_joint: frame, token fed, states in, logits, states out."""
+    d_in = [i.name for i in dec_sess.get_inputs()]
+    j_in = [i.name for i in join_sess.get_inputs()]
+
+    def predict(token, s1, s2):
+        g, _, o1, o2 = dec_sess.run(None, {d_in[0]: np.array([[token]], np.int32), d_in[1]: np.array([1], np.int32),
+                                           d_in[2]: s1, d_in[3]: s2})
+        return g, o1, o2
+    rec = {k: [] for k in ("enc", "frame", "targets", "state1_in", "state2_in", "pred", "logits", "state1_out",
+                           "state2_out")}
+    s1 = np.zeros((layers, 1, hidden), np.float32)
+    s2 = np.zeros((layers, 1, hidden), np.float32)
+    last, tokens = blank, []
+    g, o1, o2 = predict(last, s1, s2)
+    for t in range(enc_frames.shape[0]):
+        frame = enc_frames[t]
+        for _ in range(MAX_SYMBOLS):
+            logits = join_sess.run(None, {j_in[0]: frame[None, :, None].astype(np.float32), j_in[1]: g})[0]
+            for k, v in (("enc", frame), ("frame", t), ("targets", last), ("state1_in", s1[-1, 0]),
+                         ("state2_in", s2[-1, 0]), ("pred", g[0, :, 0]), ("logits", logits[0, 0, 0]),
+                         ("state1_out", o1[-1, 0]), ("state2_out", o2[-1, 0])):
+                rec[k].append(np.array(v))
+            k = int(np.argmax(logits[0, 0, 0]))
+            if k == blank:
+                break
+            tokens.append(k)
+            last, s1, s2 = k, o1, o2
+            g, o1, o2 = predict(last, s1, s2)
+    return {k: np.stack(v) for k, v in rec.items()}, tokens
+
+
+def sherpa_refs(ref, folder, suffix, prefix, stream_mel, n_layers, d_model, blank, hidden):
+    """ORT references of one sherpa folder on the la13 export-convention windows: encoder outputs of every
+    call, the caches after the last call, the greedy walk's first DEC_CALLS joint evaluations from 4 calls
+    before the first emission, and the walk's tokens."""
+    enc = run_encoder_stream(ort_model(os.path.join(folder, "encoder" + suffix)),
+                             export_windows(stream_mel, 13, N_CALLS), n_layers, d_model)
+    ref.add(prefix + "enc_outputs", enc["outputs"], "ORT `outputs` of each call [N, d, T_out], la13 windows")
+    ref.add(prefix + "enc_encoded_lengths", enc["encoded_lengths"], "ORT `encoded_lengths` of each call [N]")
+    ref.add(prefix + "enc_cache_channel_last", enc["cache_channel"][-1], "cache_last_channel_next after the last call")
+    ref.add(prefix + "enc_cache_time_last", enc["cache_time"][-1], "cache_last_time_next after the last call")
+    frames = np.concatenate([o.T for o in enc["outputs"]], axis=0)
+    r, tokens = run_sherpa_walk(ort_model(os.path.join(folder, "decoder" + suffix)),
+                                ort_model(os.path.join(folder, "joiner" + suffix)), frames, blank, hidden, 1)
+    emitting = np.nonzero(r["targets"] != blank)[0]
+    j0 = max(0, int(emitting[0]) - 5) if emitting.size else 0
+    sl = slice(j0, j0 + DEC_CALLS)
+    for k in ("enc", "frame", "targets", "state1_in", "state2_in", "pred", "logits", "state1_out", "state2_out"):
+        ref.add(prefix + "dec_" + k, r[k][sl], "sherpa walk, call j0+j: %s" % k)
+    ref.add(prefix + "greedy_tokens", np.array(tokens, np.int64), "token ids of the whole sherpa greedy walk")
+    return enc, tokens, {"first_stored_call": j0, "total_calls": int(r["enc"].shape[0]), "tokens": len(tokens)}
+
+
+def make_sherpa(out, size="tiny"):
+    """tiny/sherpa (fp32) and tiny/sherpa-int8 from the tiny model, with ORT references in tiny/ref-sherpa."""
+    import onnx
+    t0 = time.time()
+    s = SIZES[size]
+    model = build_model(size)
+    root = os.path.join(out, size)
+    fp32, int8 = os.path.join(root, "sherpa"), os.path.join(root, "sherpa-int8")
+    meta = export_sherpa_folder(model, fp32, size)
+    quantize_sherpa_folder(fp32, int8)
+    # the same weights as NeMo's own layout of this model: the encoder graphs hold identical tensors
+    nemo_enc = onnx.load(os.path.join(root, "la13", "encoder-%s.onnx" % size))
+    ours = onnx.load(os.path.join(fp32, "encoder.onnx"))
+    a = {t.name: onnx.numpy_helper.to_array(t) for t in nemo_enc.graph.initializer}
+    b = {t.name: onnx.numpy_helper.to_array(t) for t in ours.graph.initializer}
+    assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a), "encoder weights differ from la13"
+    log("sherpa: exported and quantized in %.1f s" % (time.time() - t0))
+
+    L, d, blank, hidden = s["n_layers"], s["d_model"], len(s["labels"]), s["pred_hidden"]
+    stream_mel = np.load(os.path.join(root, "ref", "stream_mel.npy"))
+    ref = RefWriter(os.path.join(root, "ref-sherpa"))
+    enc32, tok32, walk32 = sherpa_refs(ref, fp32, ".onnx", "", stream_mel, L, d, blank, hidden)
+    enc8, tok8, walk8 = sherpa_refs(ref, int8, ".int8.onnx", "int8_", stream_mel, L, d, blank, hidden)
+    nemo_layout = np.load(os.path.join(root, "ref", "enc_la13_outputs.npy"))
+    same_as_nemo = float(np.abs(enc32["outputs"] - nemo_layout).max())
+    dev8 = float(np.abs(enc8["outputs"] - enc32["outputs"]).max())
+    agree = sum(1 for x, y in zip(tok8, tok32) if x == y)
+    log("  fp32 encoder vs NeMo layout la13: max|diff| %.3g; int8 vs fp32 (ORT): max|diff| %.3g, scale %.3g"
+        % (same_as_nemo, dev8, float(np.abs(enc32["outputs"]).max())))
+    log("  tokens: fp32 %d, int8 %d, equal at %d positions" % (len(tok32), len(tok8), agree))
+    ref.write_manifest({
+        "fixture": size + "/sherpa", "generator": "models/make_fixtures.py sherpa", "versions": versions(),
+        "metadata": {k: str(v) for k, v in meta.items()},
+        "windows": "la13 export-convention windows of ../ref/stream_mel.npy (see ../ref/manifest.json window_rule)",
+        "walk_rule": "greedy RNN-T as ../ref decoder_joint_walk, with decoder.onnx (run once per emitted token) "
+                     "and joiner.onnx (once per evaluation); dec_* hold %d consecutive joint evaluations" % DEC_CALLS,
+        "quantization": "onnxruntime.quantization.quantize_dynamic(op_types_to_quantize=['MatMul'], "
+                        "weight_type=QUInt8) per graph",
+        "walk_fp32": walk32, "walk_int8": walk8,
+        "onnx_io": {part: onnx_io(os.path.join(fp32, part + ".onnx")) for part in SHERPA_FILES},
+        "fp32_encoder_vs_nemo_layout_max_abs_diff": same_as_nemo,
+        "int8_vs_fp32_encoder_max_abs_diff": dev8,
+        "int8_tokens_equal_fp32_positions": agree,
+    })
+    log("sherpa: done in %.1f s" % (time.time() - t0))
+
+
+# --------------------------------------------------------------------------------------------------
 # large
 # --------------------------------------------------------------------------------------------------
 
@@ -904,7 +1080,7 @@ def check_export_nemo(out):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fixture", choices=["tiny", "small", "large", "all", "check-export"],
+    p.add_argument("fixture", choices=["tiny", "small", "large", "sherpa", "all", "check-export"],
                    help="check-export: export a .nemo of the tiny model with export_nemo.py and compare")
     p.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     p.add_argument("--retrain", action="store_true", help="train small again instead of using the cache")
@@ -919,10 +1095,10 @@ def main():
     nemo_logging.setLevel(pylog.ERROR)
 
     TRAIN["steps"] = args.steps
-    todo = ["tiny", "large", "small"] if args.fixture == "all" else [args.fixture]
+    todo = ["tiny", "sherpa", "large", "small"] if args.fixture == "all" else [args.fixture]
     for f in todo:
         {"tiny": make_tiny, "large": make_large, "small": lambda o: make_small(o, args.retrain),
-         "check-export": check_export_nemo}[f](args.out)
+         "sherpa": make_sherpa, "check-export": check_export_nemo}[f](args.out)
 
 
 def load_or_train_small(out, retrain):

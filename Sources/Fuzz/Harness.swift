@@ -94,6 +94,9 @@ package enum FuzzHarness {
                 }
                 guard emitted >= 0 else { return .finding("the decoder emitted a token outside its classes") }
                 return .accepted("decoder_joint")
+            case .predictionNetwork, .joint:
+                // Half of sherpa-onnx's decoder pair: described as such; a folder pairs it with the other half.
+                return .rejected("\(graph.kind) alone")
             case .encoder, .ctc, .encoderWithoutCache:
                 let (description, ctc) = try LoadedModel.describeEncoder(graph)
                 // As SpeechModel builds it from a folder without model.json, and as its streams run by default.

@@ -1,3 +1,4 @@
+import Foundation
 import STTTensor
 
 /// One exported ONNX graph reduced to what the engine needs: every parameter under its PyTorch module path,
@@ -10,8 +11,12 @@ package struct ExportedGraph: @unchecked Sendable {
         case encoderWithoutCache
         /// Encoder and CTC decoder in one graph (`logprobs` output).
         case ctc
-        /// RNN-T prediction network and joint.
+        /// RNN-T prediction network and joint (NeMo's `decoder_joint`, or sherpa-onnx's decoder and joiner combined).
         case decoderJoint
+        /// The prediction network alone (sherpa-onnx's `decoder.onnx`).
+        case predictionNetwork
+        /// The joint alone (sherpa-onnx's `joiner.onnx`).
+        case joint
 
         package var description: String {
             switch self {
@@ -19,6 +24,8 @@ package struct ExportedGraph: @unchecked Sendable {
             case .encoderWithoutCache: "an encoder export without cache support"
             case .ctc: "an encoder + CTC decoder export"
             case .decoderJoint: "a decoder_joint export"
+            case .predictionNetwork: "a prediction network (sherpa-onnx decoder)"
+            case .joint: "a joint network (sherpa-onnx joiner)"
             }
         }
     }
@@ -44,8 +51,12 @@ package struct ExportedGraph: @unchecked Sendable {
     /// The attention context [left, right] (frames) the export was made with, read from its chunked-limited mask:
     /// the chunk size R+1 divides a Range of frame indices, and the chunk-distance limit is left/(R+1).
     package let exportAttContext: [Int]?
-    /// Bytes of float32 parameter data (and the positional table) in the file, counting shared tensors once.
+    /// Bytes of parameter data (and the positional table) in the file, counting shared tensors once.
     package let weightBytes: Int
+    /// How many parameters are stored as 8-bit integers (dequantized to float32 when loaded).
+    package let quantizedParameters: Int
+    /// `metadata_props` of the file.
+    package let metadata: [(key: String, value: String)]
 
     package var parameterPaths: [String] { parameters.keys.sorted() }
     package var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
@@ -79,7 +90,8 @@ package struct ExportedGraph: @unchecked Sendable {
             .joined(separator: " ")
         inputs = graph.inputs.filter { input in !graph.initializers.contains { $0.name == input.name } }
         outputs = graph.outputs
-        kind = try Self.kind(inputs: inputs, outputs: outputs, path: path)
+        kind = try Self.kind(inputs: inputs, outputs: outputs, graph: graph, path: path)
+        metadata = file.header.metadata
 
         let map = try ParameterMap(graph: graph, path: path)
         graphConstants = map.graphConstants
@@ -87,8 +99,22 @@ package struct ExportedGraph: @unchecked Sendable {
         var parameters: [String: Parameter] = [:]
         var counted = Set<Int>()
         var bytes = 0
+        var quantized = 0
         for (modulePath, source) in map.sources {
             let initializer = graph.initializers[source.initializer]
+            if let q = source.quantization {
+                let scale = graph.initializers[q.scale], zeroPoint = q.zeroPoint.map { graph.initializers[$0] }
+                try file.validateQuantizedTensor(initializer, scale: scale, zeroPoint: zeroPoint)
+                if counted.insert(source.initializer).inserted { bytes += initializer.elementCount }
+                quantized += 1
+                parameters[modulePath] = Parameter(
+                    path: modulePath, shape: initializer.dims, layout: source.layout, source: initializer.name,
+                    read: { () throws(LoaderError) -> Tensor in
+                        try file.dequantizedTensor(initializer, scale: scale, zeroPoint: zeroPoint)
+                    },
+                    visitRaw: { _ in false })
+                continue
+            }
             try file.validateFloatTensor(initializer)
             guard initializer.dims.allSatisfy({ $0 > 0 }) else {
                 throw .badTensor(path, tensor: quoted(initializer.name), "has an empty dimension in \(initializer.dims)")
@@ -106,6 +132,7 @@ package struct ExportedGraph: @unchecked Sendable {
                 })
         }
         self.parameters = parameters
+        quantizedParameters = quantized
 
         var table: ONNXTensor?
         var integers: [String: [Int64]] = [:]
@@ -130,7 +157,48 @@ package struct ExportedGraph: @unchecked Sendable {
         file.releaseMappedPages()
     }
 
-    private static func kind(inputs: [ONNXValueInfo], outputs: [ONNXValueInfo], path: String) throws(LoaderError) -> Kind {
+    /// sherpa-onnx's prediction network and joint as one `decoder_joint`: their parameters under NeMo's module
+    /// paths (`prediction.embed.weight` → `decoder.prediction.embed.weight`, `enc.bias` → `joint.enc.bias`).
+    package init(prediction: ExportedGraph, joint: ExportedGraph) throws(LoaderError) {
+        guard prediction.kind == .predictionNetwork else {
+            throw .wrongGraphKind(prediction.path, expected: "a prediction network", found: prediction.kind.description)
+        }
+        guard joint.kind == .joint else {
+            throw .wrongGraphKind(joint.path, expected: "a joint network", found: joint.kind.description)
+        }
+        var parameters: [String: Parameter] = [:]
+        for (graph, prefix) in [(prediction, "decoder.prediction."), (joint, "joint.")] {
+            for (name, p) in graph.parameters {
+                // NeMo's RNNTDecoder keeps `embed` and `dec_rnn` in a ModuleDict `prediction` that the exporter's node
+                // scopes leave out (`/dec_rnn/lstm/LSTM`) while named tensors keep it (`prediction.embed.weight`).
+                var path = name
+                for part in prefix.split(separator: ".").reversed() {
+                    if !path.hasPrefix(part + ".") { path = part + "." + path }
+                }
+                parameters[path] = Parameter(path: path, shape: p.shape, layout: p.layout, source: p.source,
+                                             read: p.read, visitRaw: p.visitRaw)
+            }
+        }
+        path = prediction.path + " + " + (joint.path as NSString).lastPathComponent
+        kind = .decoderJoint
+        opset = prediction.opset
+        producer = prediction.producer
+        inputs = prediction.inputs + joint.inputs
+        outputs = prediction.outputs + joint.outputs
+        self.parameters = parameters
+        graphConstants = prediction.graphConstants + joint.graphConstants
+        positionalTableShape = nil
+        positionalConstant = nil
+        file = prediction.file
+        layerNormEpsilon = nil
+        exportAttContext = nil
+        weightBytes = prediction.weightBytes + joint.weightBytes
+        quantizedParameters = prediction.quantizedParameters + joint.quantizedParameters
+        metadata = prediction.metadata + joint.metadata
+    }
+
+    private static func kind(inputs: [ONNXValueInfo], outputs: [ONNXValueInfo], graph: ONNXGraph,
+                             path: String) throws(LoaderError) -> Kind {
         let names = Set(inputs.map(\.name))
         if names.contains("audio_signal") {
             let cached = names.contains("cache_last_channel") && names.contains("cache_last_time")
@@ -139,9 +207,22 @@ package struct ExportedGraph: @unchecked Sendable {
             return outputs.first?.name == "logprobs" ? .ctc : .encoder
         }
         if names.contains("encoder_outputs") && names.contains("targets") { return .decoderJoint }
+        // sherpa-onnx's separate graphs carry torch-generated input names, so they are told apart by what they
+        // compute: the prediction network is the graph with the LSTM, fed integer tokens first; the joint takes two
+        // float sequences and returns one 4-D logit tensor.
+        let float: Int32 = 1, int32: Int32 = 6, int64: Int32 = 7
+        let hasLSTM = graph.nodes.contains { $0.opType == "LSTM" || $0.opType == "DynamicQuantizeLSTM" }
+        if hasLSTM, inputs.count >= 2, [int32, int64].contains(inputs[0].elementType), inputs[0].dims.count == 2 {
+            return .predictionNetwork
+        }
+        if !hasLSTM, inputs.count == 2, inputs.allSatisfy({ $0.elementType == float && $0.dims.count == 3 }),
+           outputs.first?.dims.count == 4 {
+            return .joint
+        }
         let list = inputs.map(\.name).joined(separator: ", ")
-        throw .notFastConformer(path, "its inputs are [\(list)]; expected audio_signal (encoder) or "
-            + "encoder_outputs and targets (decoder_joint)")
+        throw .notFastConformer(path, "its inputs are [\(list)]; expected audio_signal (encoder), "
+            + "encoder_outputs and targets (decoder_joint), tokens and LSTM states (a prediction network) or two float "
+            + "sequences (a joint)")
     }
 
     /// The shape a parameter has once loaded: LSTM tensors lose their direction axis, the bias splits in two.

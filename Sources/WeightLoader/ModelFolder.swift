@@ -78,32 +78,95 @@ package struct ModelMetadata: Codable, Sendable, Equatable {
     }
 }
 
-/// Locates the files of a model folder: `encoder-NAME.onnx` (or `encoder.onnx`), `decoder_joint-NAME.onnx`,
-/// or a single CTC graph, plus `tokens.txt` and `model.json` when present.
+/// Locates the files of a model folder in one of the two layouts the engine reads:
+/// - NeMo's own export: `encoder-NAME.onnx` (or `encoder.onnx`) and `decoder_joint-NAME.onnx`, or a single CTC graph,
+///   plus `tokens.txt` and `model.json` when present;
+/// - sherpa-onnx's: `encoder.onnx`, `decoder.onnx`, `joiner.onnx` and `tokens.txt`, or the same with `.int8.onnx`.
 package struct ModelFolder: Sendable, Equatable {
+    package enum Layout: String, Sendable, Equatable {
+        case nemo = "NeMo export"
+        case sherpa = "sherpa-onnx"
+    }
+
+    package enum Precision: String, Sendable, Equatable, CaseIterable {
+        case fp32, int8
+    }
+
+    /// What `stt` reads, for messages about a path that is none of it.
+    package static let layoutsAccepted = "a model folder: NeMo's export (encoder-*.onnx + decoder_joint-*.onnx, or "
+        + "ctc-*.onnx; tokens.txt) or sherpa-onnx's (encoder.onnx, decoder.onnx, joiner.onnx, tokens.txt; or "
+        + "encoder.int8.onnx, decoder.int8.onnx, joiner.int8.onnx)"
+
     package let directory: String
+    package let layout: Layout
+    /// The precision of the files chosen (fp32 unless asked, where a folder holds both).
+    package let precision: Precision
     package let encoder: String
+    /// NeMo's `decoder_joint`, or sherpa-onnx's `decoder` (the prediction network alone, with `joiner` beside it).
     package let decoderJoint: String?
+    /// sherpa-onnx's joint network.
+    package let joiner: String?
     package let tokens: String?
     package let metadata: String?
 
-    package init(_ path: String) throws(LoaderError) {
+    package init(_ path: String, precision wanted: Precision? = nil) throws(LoaderError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw .fileNotFound(path)
         }
         guard isDirectory.boolValue else {
-            throw .modelFolder(path, "expected a model folder (encoder-*.onnx, decoder_joint-*.onnx, tokens.txt)")
+            throw .modelFolder(path, "a single file; expected \(Self.layoutsAccepted)")
         }
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: path).sorted() } catch {
             throw .unreadable(path, "cannot list the folder")
         }
+        func inside(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
         let onnx = names.filter { $0.lowercased().hasSuffix(".onnx") }
+        directory = path
+        tokens = names.first { $0.lowercased() == "tokens.txt" }.map(inside)
+        metadata = names.first { $0.lowercased() == "model.json" }.map(inside)
+
+        if onnx.contains(where: { $0.hasPrefix("joiner") }) {
+            layout = .sherpa
+            func precisionOf(_ name: String) -> Precision { name.lowercased().hasSuffix(".int8.onnx") ? .int8 : .fp32 }
+            let available = Set(onnx.filter { $0.hasPrefix("encoder") }.map(precisionOf))
+            let chosen: Precision
+            if let wanted {
+                guard available.contains(wanted) else {
+                    throw .modelFolder(path, "no \(wanted.rawValue) encoder in this sherpa-onnx folder (it has: "
+                        + "\(available.isEmpty ? "none" : available.map(\.rawValue).sorted().joined(separator: ", ")))")
+                }
+                chosen = wanted
+            } else {
+                chosen = available.contains(.fp32) || available.isEmpty ? .fp32 : .int8
+            }
+            func one(_ role: String) throws(LoaderError) -> String {
+                let found = onnx.filter { $0.hasPrefix(role) && !$0.hasPrefix("decoder_joint") && precisionOf($0) == chosen }
+                guard found.count == 1 else {
+                    throw .modelFolder(path, found.isEmpty
+                        ? "a sherpa-onnx folder (it has a joiner) without a \(chosen.rawValue) \(role) .onnx; expected \(Self.layoutsAccepted)"
+                        : "several \(chosen.rawValue) \(role) files (\(found.joined(separator: ", "))); keep one per folder")
+                }
+                return inside(found[0])
+            }
+            precision = chosen
+            encoder = try one("encoder")
+            decoderJoint = try one("decoder")
+            joiner = try one("joiner")
+            return
+        }
+
+        layout = .nemo
+        precision = .fp32
+        joiner = nil
+        if let wanted, wanted != .fp32 {
+            throw .modelFolder(path, "a NeMo export has no \(wanted.rawValue) files; int8 is read from sherpa-onnx's layout")
+        }
         let encoders = onnx.filter { $0.hasPrefix("encoder") || $0.hasPrefix("ctc") || $0 == "model.onnx" }
         let decoders = onnx.filter { $0.hasPrefix("decoder_joint") || $0.hasPrefix("decoder-joint") }
         guard !encoders.isEmpty else {
-            throw .modelFolder(path, "no encoder-*.onnx in the folder (found: \(onnx.isEmpty ? "no .onnx files" : onnx.joined(separator: ", ")))")
+            throw .modelFolder(path, "no encoder .onnx in the folder (found: \(onnx.isEmpty ? "no .onnx files" : onnx.joined(separator: ", "))); expected \(Self.layoutsAccepted)")
         }
         guard encoders.count == 1 else {
             throw .modelFolder(path, "several encoders (\(encoders.joined(separator: ", "))); keep one export per folder")
@@ -111,12 +174,8 @@ package struct ModelFolder: Sendable, Equatable {
         guard decoders.count <= 1 else {
             throw .modelFolder(path, "several decoder_joint files (\(decoders.joined(separator: ", "))); keep one per folder")
         }
-        func inside(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-        directory = path
         encoder = inside(encoders[0])
         decoderJoint = decoders.first.map(inside)
-        tokens = names.first { $0.lowercased() == "tokens.txt" }.map(inside)
-        metadata = names.first { $0.lowercased() == "model.json" }.map(inside)
     }
 }
 
@@ -164,8 +223,8 @@ func readSmallFile(_ path: String, limit: Int) throws(LoaderError) -> Data {
     return data
 }
 
-/// A model folder loaded and checked: the encoder (or CTC graph), the decoder_joint when present, and whether the
-/// two fit each other.
+/// A model folder loaded and checked: the encoder (or CTC graph), the decoder_joint when present (for sherpa-onnx's
+/// layout, its decoder and joiner combined), and whether they fit each other.
 package struct LoadedModel: Sendable {
     package let folder: ModelFolder
     package let encoder: ExportedGraph
@@ -174,20 +233,31 @@ package struct LoadedModel: Sendable {
     package let decoderDescription: DecoderDescription?
     /// The CTC head, for a CTC export.
     package let ctcDescription: CTCDescription?
+    /// `model.json`, or for a sherpa-onnx folder what its encoder metadata implies.
     package let metadata: ModelMetadata?
+    /// sherpa-onnx's encoder metadata, when the encoder carries it.
+    package let sherpaMetadata: SherpaMetadata?
+    /// Where the files' metadata disagrees with their tensors (the tensors are used).
+    package let warnings: [String]
     package let tokens: [String]?
 
-    package init(folder path: String) throws(LoaderError) {
-        let folder = try ModelFolder(path)
+    package init(folder path: String, precision: ModelFolder.Precision? = nil) throws(LoaderError) {
+        let folder = try ModelFolder(path, precision: precision)
         self.folder = folder
-        metadata = try folder.metadata.map { path throws(LoaderError) in try ModelMetadata.read(path) }
+        var metadata = try folder.metadata.map { path throws(LoaderError) in try ModelMetadata.read(path) }
         encoder = try ExportedGraph(path: folder.encoder)
         (encoderDescription, ctcDescription) = try Self.describeEncoder(encoder)
         if let path = folder.decoderJoint {
-            let decoder = try ExportedGraph(path: path)
+            let decoder: ExportedGraph
+            if let joiner = folder.joiner {
+                // sherpa-onnx's layout: the prediction network and the joint in two graphs, read as one.
+                decoder = try ExportedGraph(prediction: ExportedGraph(path: path), joint: ExportedGraph(path: joiner))
+            } else {
+                decoder = try ExportedGraph(path: path)
+            }
             let description = try Self.describeDecoder(decoder)
             guard description.encoderDim == encoderDescription.dModel else {
-                throw .mismatchedPair(encoder: folder.encoder, decoder: path,
+                throw .mismatchedPair(encoder: folder.encoder, decoder: decoder.path,
                                       "the encoder emits \(encoderDescription.dModel)-wide frames, the joint takes \(description.encoderDim)")
             }
             self.decoder = decoder
@@ -196,6 +266,22 @@ package struct LoadedModel: Sendable {
             decoder = nil
             decoderDescription = nil
         }
+        let sherpa = SherpaMetadata(encoder.metadata)
+        if sherpa.isPresent {
+            sherpaMetadata = sherpa
+            warnings = sherpa.warnings(encoder: encoderDescription, exportAttContext: encoder.exportAttContext,
+                                       decoder: decoderDescription)
+            if metadata == nil, let context = sherpa.exportAttContext(subsampling: encoderDescription.subsamplingFactor) {
+                // Only consulted where the graph's attention mask could not be read.
+                var implied = ModelMetadata()
+                implied.exportAttContext = context
+                if (try? implied.validate(folder.encoder)) != nil { metadata = implied }
+            }
+        } else {
+            sherpaMetadata = nil
+            warnings = []
+        }
+        self.metadata = metadata
         tokens = try folder.tokens.map { path throws(LoaderError) in try TokenTable.read(path) }
         if let tokens, let classes = decoderDescription?.classes ?? ctcDescription?.classes, tokens.count != classes {
             throw .badMetadata(folder.tokens ?? path, "tokens.txt has \(tokens.count) pieces, the model \(classes) classes")
@@ -208,7 +294,8 @@ package struct LoadedModel: Sendable {
         switch encoder.kind {
         case .encoder, .ctc: break
         case .encoderWithoutCache: throw .noCacheSupport(encoder.path)
-        case .decoderJoint: throw .wrongGraphKind(encoder.path, expected: "an encoder", found: encoder.kind.description)
+        case .decoderJoint, .predictionNetwork, .joint:
+            throw .wrongGraphKind(encoder.path, expected: "an encoder", found: encoder.kind.description)
         }
         let description = try EncoderDescription(graph: encoder, prefix: encoder.kind == .ctc ? "encoder." : "")
         guard encoder.kind == .ctc else { return (description, nil) }

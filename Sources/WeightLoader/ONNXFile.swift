@@ -111,6 +111,57 @@ package final class ONNXFile: @unchecked Sendable {
         return result
     }
 
+    /// Checks an 8-bit weight (uint8 or int8, stored raw) with its float scale and zero point: one of each for the
+    /// whole tensor, or one per column (the last axis).
+    package func validateQuantizedTensor(_ tensor: ONNXTensor, scale: ONNXTensor, zeroPoint: ONNXTensor?) throws(LoaderError) {
+        guard let type = tensor.dataType, type == .uint8 || type == .int8 else {
+            let name = tensor.dataType?.description ?? "data type \(tensor.rawDataType)"
+            throw .unsupportedTensorType(path, tensor: tensor.name, type: name)
+        }
+        guard tensor.dims.count == 2, tensor.dims.allSatisfy({ $0 > 0 }), tensor.elementCount < ONNXTensor.tooLarge else {
+            throw .badTensor(path, tensor: tensor.name, "an 8-bit weight of shape \(tensor.dims), expected a matrix")
+        }
+        guard case .raw(let range) = tensor.payload, range.count == tensor.elementCount else {
+            throw .badTensor(path, tensor: tensor.name, "an 8-bit weight must hold \(tensor.elementCount) raw bytes")
+        }
+        try validateFloatTensor(scale)
+        let columns = tensor.dims[1]
+        guard scale.elementCount == 1 || scale.elementCount == columns else {
+            throw .badTensor(path, tensor: scale.name, "\(scale.elementCount) scales for a weight of shape \(tensor.dims)")
+        }
+        guard let values = floatValues(scale), values.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw .badTensor(path, tensor: scale.name, "a quantization scale must be finite and positive")
+        }
+        if let zeroPoint {
+            guard zeroPoint.dataType == type, let points = integerValues(zeroPoint), points.count == scale.elementCount else {
+                throw .badTensor(path, tensor: zeroPoint.name,
+                                 "the zero point must be \(type) with one value per scale (\(scale.elementCount))")
+            }
+        }
+    }
+
+    /// An 8-bit weight expanded to float32: (q − zero point) · scale.
+    package func dequantizedTensor(_ tensor: ONNXTensor, scale: ONNXTensor, zeroPoint: ONNXTensor?) throws(LoaderError) -> Tensor {
+        try validateQuantizedTensor(tensor, scale: scale, zeroPoint: zeroPoint)
+        guard case .raw(let range) = tensor.payload, let scales = floatValues(scale) else {
+            throw .badTensor(path, tensor: tensor.name, "an 8-bit weight must be stored raw")
+        }
+        let points = zeroPoint.flatMap { integerValues($0) }.map { $0.map(Float.init) }
+            ?? [Float](repeating: 0, count: scales.count)
+        let signed = tensor.dataType == .int8
+        let columns = tensor.dims[1], count = tensor.elementCount
+        let bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: count)
+        defer { bytes.deallocate() }
+        try file.copy(offset: range.lowerBound, count: count, into: bytes)
+        let result = Tensor(zeros: tensor.dims)
+        for i in 0..<count {
+            let channel = scales.count == 1 ? 0 : i % columns
+            let q = signed ? Float(Int8(bitPattern: bytes[i])) : Float(bytes[i])
+            result.data[i] = (q - points[channel]) * scales[channel]
+        }
+        return result
+    }
+
     /// Runs `body` on a float32 tensor's raw little-endian bytes in the mapped file (any alignment); false when the
     /// values are not stored as raw_data.
     package func withRawFloatBytes(_ tensor: ONNXTensor, _ body: (UnsafeRawPointer) throws -> Void) throws -> Bool {
@@ -128,6 +179,8 @@ package final class ONNXFile: @unchecked Sendable {
             guard let type = tensor.dataType else { return nil }
             let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[range])
             switch type {
+            case .uint8: return bytes.map { Int64($0) }
+            case .int8: return bytes.map { Int64(Int8(bitPattern: $0)) }
             case .int64:
                 return (0..<(bytes.count / 8)).map { bytes.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self) }
             case .int32:

@@ -148,6 +148,8 @@ package struct ONNXModelHeader {
     package var producerName = ""
     package var producerVersion = ""
     package var opsets: [(domain: String, version: Int64)] = []
+    /// `metadata_props` in file order (sherpa-onnx writes its streaming settings here).
+    package var metadata: [(key: String, value: String)] = []
     /// The default-domain opset ("" or "ai.onnx").
     package var opset: Int64? { opsets.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version }
 }
@@ -181,6 +183,18 @@ enum ONNXDecoder {
                     }
                 }
                 header.opsets.append((domain, version))
+            case (14, .lengthDelimited):
+                var m = r.nested(try r.readLengthDelimited())
+                var key = "", value = ""
+                while !m.isAtEnd {
+                    let (f, w) = try m.readTag()
+                    switch (f, w) {
+                    case (1, .lengthDelimited): key = try m.readString()
+                    case (2, .lengthDelimited): value = try m.readString()
+                    default: try m.skip(w)
+                    }
+                }
+                header.metadata.append((key, value))
             default: try r.skip(wire)
             }
         }

@@ -41,6 +41,8 @@ struct ParameterSource {
     let initializer: Int
     let layout: ParameterLayout
     let transform: Transform
+    /// For an 8-bit weight (onnxruntime's dynamic quantization): the initializers of its scale and zero point.
+    var quantization: (scale: Int, zeroPoint: Int?)? = nil
 }
 
 /// Finds the module path of every weight in an exported graph.
@@ -117,6 +119,13 @@ struct ParameterMap {
             return parts.joined(separator: ".")
         }
 
+        var producers: [String: ONNXNode] = [:]
+        var consumers: [String: [ONNXNode]] = [:]
+        for node in graph.nodes {
+            for out in node.outputs { producers[out] = node }
+            for input in node.inputs { consumers[input, default: []].append(node) }
+        }
+
         var lstmCount = 0
         var lstmWeightOwner: [Int: Int] = [:]   // initializer → the LSTM node (index) that reads it
         for (nodeIndex, node) in graph.nodes.enumerated() {
@@ -124,7 +133,10 @@ struct ParameterMap {
             // one op and whose type says another was altered.
             if let named = node.name.utf8.split(separator: UInt8(ascii: "/")).last,
                let first = named.split(separator: UInt8(ascii: "_")).first, case let base = String(Substring(first)),
-               Self.weightOps.contains(base), base != node.opType {
+               Self.weightOps.contains(base), base != node.opType,
+               // onnxruntime's quantizer names the nodes it adds after what they replace or quantize
+               // (`…/MatMul_quant`, `…/MatMul_quant_scales_mul`, `…/LayerNormalization_output_0_QuantizeLinear`).
+               !(String(Substring(named)).lowercased().contains("quant") && Self.quantizerOps.contains(node.opType)) {
                 throw .malformedGraph(path, "node \(quoted(node.name)) is named for \(base) but is \(quoted(node.opType))")
             }
             guard let scope = modulePath(ofNode: nodeIndex) else {
@@ -133,7 +145,7 @@ struct ParameterMap {
             }
             var roles: [(input: Int, path: String, layout: ParameterLayout, transform: ParameterSource.Transform)] = []
             switch node.opType {
-            case "MatMul":
+            case "MatMul", "MatMulInteger":
                 roles = [(1, scope + ".weight", .inputMajor, .none)]
             case "Gemm":
                 let transB = node.attribute("transB")?.int ?? 0
@@ -168,7 +180,15 @@ struct ParameterMap {
                     }
                     continue
                 }
-                sources[role.path] = ParameterSource(initializer: i, layout: role.layout, transform: role.transform)
+                var source = ParameterSource(initializer: i, layout: role.layout, transform: role.transform)
+                if node.opType == "MatMulInteger" {
+                    let q = try Self.weightQuantization(of: node, graph: graph, producers: producers,
+                                                        consumers: consumers, initializer: { initializer(feeding: $0) }, path: path)
+                    source.quantization = q
+                    used.insert(q.scale)
+                    if let zp = q.zeroPoint { used.insert(zp) }
+                }
+                sources[role.path] = source
                 used.insert(i)
             }
         }
@@ -182,6 +202,40 @@ struct ParameterMap {
             graphConstants.append(t.name)
         }
     }
+
+    /// The scale and zero point of the 8-bit weight a `MatMulInteger` reads. onnxruntime's dynamic quantization
+    /// writes `MatMulInteger(DynamicQuantizeLinear(x), Wq, x_zp, W_zp) → Cast → Mul(·, Mul(x_scale, W_scale))`;
+    /// the weight's scale is found through that structure, since the names are the quantizer's own.
+    static func weightQuantization(of node: ONNXNode, graph: ONNXGraph, producers: [String: ONNXNode],
+                                   consumers: [String: [ONNXNode]], initializer: (String) -> Int?,
+                                   path: String) throws(LoaderError) -> (scale: Int, zeroPoint: Int?) {
+        func fail(_ why: String) -> LoaderError {
+            .malformedGraph(path, "8-bit MatMul \(quoted(node.name)): \(why)")
+        }
+        let zeroPoint = node.inputs.count > 3 && !node.inputs[3].isEmpty ? initializer(node.inputs[3]) : nil
+        guard let input = node.inputs.first, let quantize = producers[input],
+              quantize.opType == "DynamicQuantizeLinear", quantize.outputs.count >= 2 else {
+            throw fail("its input is not produced by DynamicQuantizeLinear")
+        }
+        let inputScale = quantize.outputs[1]
+        guard let out = node.outputs.first else { throw fail("it has no output") }
+        for cast in consumers[out] ?? [] where cast.opType == "Cast" {
+            guard let castOut = cast.outputs.first else { continue }
+            for mul in consumers[castOut] ?? [] where mul.opType == "Mul" {
+                for other in mul.inputs where other != castOut {
+                    guard let scales = producers[other], scales.opType == "Mul",
+                          scales.inputs.contains(inputScale) else { continue }
+                    for candidate in scales.inputs where candidate != inputScale {
+                        if let scale = initializer(candidate) { return (scale, zeroPoint) }
+                    }
+                }
+            }
+        }
+        throw fail("no weight scale found (expected Cast → Mul by x_scale · W_scale)")
+    }
+
+    /// Ops onnxruntime's dynamic quantization adds around an 8-bit MatMul.
+    static let quantizerOps: Set<String> = ["MatMulInteger", "DynamicQuantizeLinear", "Cast", "Mul"]
 
     /// Ops whose nodes consume weights.
     static let weightOps: Set<String> = ["MatMul", "Gemm", "Conv", "LSTM", "Gather", "LayerNormalization"]

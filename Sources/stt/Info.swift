@@ -6,8 +6,11 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a model's architecture and parameter counts, all read from the loaded weights.")
 
-    @Argument(help: "A model folder (encoder-*.onnx, decoder_joint-*.onnx, tokens.txt) or a single .onnx file.")
+    @Argument(help: "A model folder (NeMo's export: encoder-*.onnx, decoder_joint-*.onnx, tokens.txt; or sherpa-onnx's: encoder.onnx, decoder.onnx, joiner.onnx, tokens.txt, fp32 or .int8.onnx) or a single .onnx file.")
     var path: String
+
+    @Option(help: "For a sherpa-onnx folder holding both: fp32 or int8. Default: fp32.")
+    var precision: String?
 
     func run() throws {
         let start = Date()
@@ -15,11 +18,28 @@ struct Info: ParsableCommand {
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         do {
             if exists && isDirectory.boolValue {
-                let model = try LoadedModel(folder: path)
+                let chosen = try precision.map { name throws -> ModelFolder.Precision in
+                    guard let p = ModelFolder.Precision(rawValue: name) else {
+                        throw ValidationError("--precision \(name): expected fp32 or int8")
+                    }
+                    return p
+                }
+                let model = try LoadedModel(folder: path, precision: chosen)
                 let seconds = Date().timeIntervalSince(start)
                 print("model folder  \(path)")
+                print("layout        \(model.folder.layout.rawValue), \(model.folder.precision.rawValue)"
+                      + (model.folder.layout == .sherpa ? " (encoder, decoder, joiner)" : ""))
                 describe(encoder: model.encoder, model.encoderDescription, metadata: model.metadata)
+                if let sherpa = model.sherpaMetadata {
+                    let keys = ["window_size", "chunk_shift", "vocab_size", "pred_rnn_layers", "pred_hidden", "model_type"]
+                    print("  sherpa-onnx metadata " + keys.compactMap { k in sherpa.values[k].map { "\(k)=\($0)" } }.joined(separator: " "))
+                }
                 if let decoder = model.decoder, let d = model.decoderDescription { describe(decoder: decoder, d) }
+                let quantized = model.encoder.quantizedParameters + (model.decoder?.quantizedParameters ?? 0)
+                if quantized > 0 {
+                    print("int8          \(quantized) weight matrices stored as 8-bit, dequantized to float32 at load")
+                }
+                for warning in model.warnings { print("warning       \(warning)") }
                 if let ctc = model.ctcDescription {
                     print("CTC head      \(ctc.encoderDim) → \(ctc.classes) classes (blank \(ctc.blank))")
                 }
@@ -40,6 +60,10 @@ struct Info: ParsableCommand {
                     let d = try DecoderDescription(graph: graph)
                     describe(decoder: graph, d)
                     counts(encoder: nil, decoder: d, ctc: nil)
+                case .predictionNetwork, .joint:
+                    // Half of a decoder: its sizes are only checked against the other half.
+                    print("\(graph.kind == .joint ? "joiner " : "decoder")       \(file(graph))")
+                    print("  \(graph.parameterCount.grouped) parameters; load the whole sherpa-onnx folder for the architecture")
                 }
             }
         } catch let error as LoaderError {
@@ -70,7 +94,11 @@ struct Info: ParsableCommand {
     }
 
     private func describe(decoder graph: ExportedGraph, _ d: DecoderDescription) {
-        print("decoder_joint \(file(graph))")
+        if graph.path.contains(" + ") {
+            print("decoder+joiner \((graph.path as NSString).lastPathComponent)  (\(graph.kind), opset \(graph.opset.map(String.init) ?? "?"))")
+        } else {
+            print("decoder_joint \(file(graph))")
+        }
         print("  \(d.classes) classes (blank \(d.blank)), prediction LSTM \(d.lstmLayers) × \(d.predictionHidden), "
               + "joint \(d.encoderDim)+\(d.predictionHidden) → \(d.jointHidden) → \(d.classes)")
     }

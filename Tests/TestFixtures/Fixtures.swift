@@ -28,6 +28,11 @@ package enum Fixtures {
         try NPYArray(contentsOf: models.appendingPathComponent("\(size)/ref/\(name).npy"))
     }
 
+    /// References of the sherpa-onnx layout fixtures (`models/tiny/ref-sherpa`).
+    package static func sherpaRef(_ name: String) throws -> NPYArray {
+        try NPYArray(contentsOf: models.appendingPathComponent("tiny/ref-sherpa/\(name).npy"))
+    }
+
     package static func exists(_ size: String, _ name: String) -> Bool {
         FileManager.default.fileExists(atPath: models.appendingPathComponent("\(size)/ref/\(name).npy").path)
     }
