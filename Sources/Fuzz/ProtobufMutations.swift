@@ -206,7 +206,9 @@ package struct ProtobufMutations {
     package func mutate(_ data: inout [UInt8], _ rng: inout FuzzRandom) -> Bool {
         let fields = index.fields
         guard !fields.isEmpty else { return false }
-        switch rng.below(15) {
+        switch rng.below(16) {
+        case 15:
+            return cloneTensor(&data, &rng)
         case 11, 12:
             return reshape(&data, &rng)
         case 13, 14:
@@ -349,6 +351,29 @@ package struct ProtobufMutations {
         body += [0x0A] + ProtobufIndex.encode(UInt64(packed.count)) + packed
         body += [0x4A] + ProtobufIndex.encode(UInt64(values.count)) + values
         replace(&data, field: f, range: tensor.value..<tensor.end, with: ProtobufIndex.encode(UInt64(body.count)) + body)
+        return true
+    }
+
+    /// A tensor copied under another name beside the original: a weight no node reads, or one whose name claims a
+    /// layer, a module or an index that the graph does not have.
+    func cloneTensor(_ data: inout [UInt8], _ rng: inout FuzzRandom) -> Bool {
+        let fields = index.fields
+        guard let f = rng.pick(index.tensors) else { return false }
+        let tensor = fields[f]
+        var body = Array(data[tensor.payload..<tensor.end])
+        var j = f + 1
+        while j < fields.count && fields[j].start < tensor.end {
+            let child = fields[j]
+            if child.parent == f && child.number == 8 && child.wire == 2 {
+                let name = newString(Array(data[child.payload..<child.end]), &rng)
+                body.replaceSubrange((child.start - tensor.payload)..<(child.end - tensor.payload),
+                                     with: [0x42] + ProtobufIndex.encode(UInt64(name.count)) + name)
+                break
+            }
+            j += 1
+        }
+        let clone = Array(data[tensor.start..<tensor.value]) + ProtobufIndex.encode(UInt64(body.count)) + body
+        replace(&data, field: f, range: tensor.end..<tensor.end, with: clone)
         return true
     }
 
@@ -521,7 +546,9 @@ package struct ProtobufMutations {
         case 6:
             // Another module path: layers.N with another N.
             let text = String(decoding: old, as: UTF8.self)
-            let changed = text.replacingFirstNumber(with: rng.pick(["0", "1", "2", "99", "-1", "007", "18446744073709551616"]) ?? "0")
+            let numbers = ["0", "1", "2", "99", "-1", "007", "65535", "2147483647", "9223372036854775806",
+                           "9223372036854775807", "18446744073709551616"]
+            let changed = text.replacingFirstNumber(with: rng.pick(numbers) ?? "0")
             return Array(changed.utf8)
         default: return rng.pick(index.dictionary) ?? old
         }

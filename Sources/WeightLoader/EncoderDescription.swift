@@ -48,7 +48,8 @@ package struct EncoderDescription: Sendable, Equatable {
             if let n = Int(rest.prefix { $0.isNumber }) { indices.insert(n) }
         }
         guard let last = indices.max() else { throw fail("it has no encoder layers (layers.N.*)") }
-        guard indices.count == last + 1 else {
+        // Compared without adding to `last`, which a name like layers.9223372036854775807 makes Int.max.
+        guard indices.count - 1 == last else {
             throw fail("layer indices \(indices.sorted()) are not 0…\(last)")
         }
         layers = last + 1

@@ -29,6 +29,13 @@ package struct ModelMetadata: Codable, Sendable, Equatable {
 
     /// Decodes and checks the bytes of a model.json; `path` stands for them in errors.
     package static func decode(_ data: Data, name path: String) throws(LoaderError) -> ModelMetadata {
+        // swift-foundation's JSONDecoder traps (seen with Swift 6.3.1 on Linux) on text that ends just past its
+        // 512-level nesting limit; a model.json nests 3 levels, so deeper text is refused before it gets there.
+        let depth = nestingDepth(data)
+        guard depth <= maxNesting else {
+            throw .badMetadata(path, "not a valid model.json (arrays and objects nest \(depth) deep, at most "
+                + "\(maxNesting) levels are read)")
+        }
         let metadata: ModelMetadata
         do {
             metadata = try JSONDecoder().decode(ModelMetadata.self, from: data)
@@ -37,6 +44,35 @@ package struct ModelMetadata: Codable, Sendable, Equatable {
         }
         try metadata.validate(path)
         return metadata
+    }
+
+    static let maxNesting = 32
+
+    /// The deepest nesting of arrays and objects in JSON text, brackets inside strings not counted.
+    static func nestingDepth(_ data: Data) -> Int {
+        var depth = 0, deepest = 0
+        var inString = false, escaped = false
+        for byte in data {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return deepest
     }
 
     /// Ranges a real model fits in; anything outside would only make the engine allocate or loop without end.
