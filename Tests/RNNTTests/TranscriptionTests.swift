@@ -105,9 +105,12 @@ struct NeMoStreamingReferences: Decodable {
 }
 
 @Suite struct SharedModelTests {
-    /// One loaded model, several streams on several threads at once: each gives what it gives alone.
-    @Test func concurrentStreamsOnOneModelEqualSequentialOnes() async throws {
-        let model = try TranscriptionTests.model.get()
+    /// One loaded model, several streams on several threads at once: each gives what it gives alone, also when the
+    /// streams' products share the model's pool.
+    @Test(arguments: [1, 3])
+    func concurrentStreamsOnOneModelEqualSequentialOnes(threads: Int) async throws {
+        let model = threads == 1 ? try TranscriptionTests.model.get()
+            : try SpeechModel(folder: Fixtures.folder("small/la13"), threads: threads)
         let names = ["utt1", "utt2", "utt3", "extra1"]
         let audios = try names.map { try Fixtures.ref("small", "\($0)_audio").integers.map { Float($0) / 32768 } }
         let sequential = try audios.map { try transcribe(model, $0, .init(lookahead: .milliseconds(480), convention: .native)).map(\.id) }

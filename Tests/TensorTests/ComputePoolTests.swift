@@ -1,4 +1,5 @@
 import CSTTKernels
+import Dispatch
 import Testing
 @testable import STTTensor
 
@@ -50,6 +51,30 @@ import Testing
     @Test(.enabled(if: ck_cpu_level() >= CK_LEVEL_AVX512, "this CPU (or STT_KERNELS) has no AVX-512"))
     func avx512ProductOnTwoAndThreeThreadsEqualsOneThread() {
         checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_AVX512)
+    }
+
+    /// Callers on several threads share one pool: whichever finds it busy runs its product alone, and every product
+    /// equals the calling thread's own.
+    @Test func callersOnManyThreadsShareOnePool() {
+        let (m, k, n) = (6, 256, 1030)
+        let x = values(m * k, seed: 3), w = values(k * n, seed: 4)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n) }
+        var own = [Float](repeating: 0, count: m * n)
+        Kernels.gemm(m: m, x: x, ldx: k, packed, y: &own, ldy: n)
+        let alone = own, pool = ComputePool(threads: 3)
+        let callers = 4, products = 40
+        // Each caller counts into its own slot.
+        nonisolated(unsafe) let wrong = UnsafeMutableBufferPointer<Int>.allocate(capacity: callers)
+        defer { wrong.deallocate() }
+        wrong.initialize(repeating: 0)
+        DispatchQueue.concurrentPerform(iterations: callers) { caller in
+            var y = [Float](repeating: 0, count: m * n)
+            for _ in 0..<products {
+                Kernels.gemm(m: m, x: x, ldx: k, packed, y: &y, ldy: n, pool: pool)
+                if y != alone { wrong[caller] += 1 }
+            }
+        }
+        #expect(Array(wrong) == [Int](repeating: 0, count: callers))
     }
 
     /// Pools start and stop their workers: many of them, each used once, neither hang nor leave threads behind to
