@@ -105,7 +105,11 @@ struct Run: ParsableCommand {
                 if hung { worker.kill() }
                 guard hung || !worker.isRunning else { continue }
                 let result = worker.finish()
-                for (label, count) in result.labels { labels[label, default: 0] += count }
+                guard hung || share.status.started else {
+                    for other in shares { other.worker?.kill() }
+                    throw DriverFailure(description: "a worker failed to start (\(result.reason))")
+                }
+                for (label, count) in share.status.labels { labels[label, default: 0] += count }
                 share.finished += share.status.executed
                 share.worker = nil
                 if !hung && (result.exitedCleanly || stopping) { continue }
@@ -138,9 +142,6 @@ struct Run: ParsableCommand {
         say(String(format: "%@: %llu executions in %.1f s, %.0f per second, %d finding%@",
                    target.rawValue, executed, seconds, Double(executed) / max(seconds, 1e-9), findings.count,
                    findings.count == 1 ? "" : "s"))
-        // Workers report how their inputs ended when they finish; one stopped by a finding reports nothing.
-        let counted = labels.values.reduce(0, +)
-        if counted < executed { say("  outcomes of \(counted) of them:") }
         for (label, count) in labels.sorted(by: { $0.value > $1.value || $0.value == $1.value && $0.key < $1.key }) {
             say("  \(count)\t\(label)")
         }
@@ -223,9 +224,8 @@ struct Input: ParsableCommand {
     }
 }
 
-/// Runs inputs [from, to) of a run, recording in the status file which input it is on and how many it finished.
-/// Prints how the inputs ended (label and count per line) when it gets through all of them; exits 3 after printing
-/// a finding that the harness reported.
+/// Runs inputs [from, to) of a run, recording in the status file which input it is on, how many it finished and
+/// how they ended; exits 3 after printing a finding that the harness reported.
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Internal: the process that runs the inputs.",
                                                     shouldDisplay: false)
@@ -243,7 +243,7 @@ struct Worker: ParsableCommand {
         setrlimit(Int32(RLIMIT_AS.rawValue), &limit)
         let corpus = try FuzzCorpus(target: target, repository: URL(fileURLWithPath: repository))
         let file = try StatusFile(path: status)
-        var labels: [String: Int] = [:]
+        file.started = true
         var index = from
         while index < to {
             file.current = index
@@ -252,10 +252,9 @@ struct Worker: ParsableCommand {
                 FileHandle.standardError.write(Data("stt-fuzz: input \(index): \(why)\n".utf8))
                 throw ExitCode(3)
             }
-            labels[outcome.label, default: 0] += 1
+            file.count(outcome.label)
             index += 1
             file.executed = index - from
         }
-        for (label, count) in labels { print("\(count)\t\(label)") }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import STTAudio
+import STTTestFixtures
 
 @Suite struct ResamplerTests {
     func tone(_ hz: Double, rate: Int, seconds: Double) -> [Float] {
@@ -122,7 +123,7 @@ import Testing
         let elapsed = clock.now - start
         #expect(output.count == stream.resampler.outputCount(forInputCount: input.count))
         #expect(output.allSatisfy { $0.isFinite && abs($0) < 2 })
-        #expect(elapsed < .seconds(3), "\(rates.0) → \(rates.1): \(elapsed)")
+        #expect(elapsed < .seconds(3 * Fixtures.slowdown), "\(rates.0) → \(rates.1): \(elapsed)")
         print("resampler \(rates.0) → \(rates.1): \(stream.storedFloats) floats held, 1 s converted in \(elapsed)")
     }
 

@@ -37,6 +37,16 @@ package enum Fixtures {
         FileManager.default.fileExists(atPath: models.appendingPathComponent("\(size)/ref/\(name).npy").path)
     }
 
+    /// How many times slower this test binary runs than a plain build, for bounds on wall time: ThreadSanitizer
+    /// instruments every memory access (about ten times slower on numeric code), AddressSanitizer about half of them.
+    package static let slowdown: Double = {
+        let program = dlopen(nil, RTLD_NOW)
+        defer { if let program { dlclose(program) } }
+        if dlsym(program, "__tsan_init") != nil { return 10 }
+        if dlsym(program, "__asan_init") != nil { return 2 }
+        return 1
+    }()
+
     package static var largeAvailable: Bool { FileManager.default.fileExists(atPath: folder("large/la13")) }
 
     package static func temporaryDirectory() throws -> String {
