@@ -55,7 +55,8 @@ let package = Package(
             path: "Sources/stt-fuzz"),
         // Test-only: the committed fixtures and their references.
         .target(name: "STTTestFixtures", dependencies: ["STTTensor", "STTConformer"], path: "Tests/TestFixtures"),
-        // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary).
+        // Test-only: counts heap allocations of the calling thread (malloc interposed in the test binary, or the
+        // sanitizer's allocation hook under ASan and TSan).
         .target(name: "STTMallocCounter", path: "Tests/MallocCounter"),
         .testTarget(
             name: "WeightLoaderTests", dependencies: ["STTWeightLoader", "STTTensor", "STTTestFixtures"],
