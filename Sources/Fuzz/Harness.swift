@@ -9,7 +9,7 @@ import STTWeightLoader
 /// product's own code in memory, and must end in success or a typed error whose message is one printable line.
 package enum FuzzTarget: String, CaseIterable, Sendable {
     /// An ONNX export (encoder, CTC or decoder_joint graph): decoded, described, built into the engine's modules and
-    /// run for one step.
+    /// run on zeros.
     case onnx
     /// A WAV file: header, samples read block by block, resampled to 16 kHz.
     case wav
@@ -28,12 +28,12 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
 
 /// How one execution ended.
 package enum FuzzOutcome: Sendable, Equatable {
-    /// The input was taken; the label says as what ("decoder_joint", "wav 16-bit").
+    /// The input was taken; the label says as what ("decoder_joint", "wav resampled").
     case accepted(String)
     /// A typed error with a clean message; the label is the error's case ("truncated").
     case rejected(String)
-    /// The code ran to the end but broke a promise: a message on several lines or with control characters, an
-    /// error of another type, a result that contradicts itself. As bad as a crash.
+    /// The code ran to the end but broke a promise: a message on several lines or with control characters, a result
+    /// that contradicts itself. As bad as a crash.
     case finding(String)
 
     package var label: String {
