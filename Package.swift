@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,14 +35,24 @@ let package = Package(
         .executableTarget(
             name: "stt",
             dependencies: [
-                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor",
+                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/stt"),
+        // `stt serve`: a WebSocket server speaking sherpa-onnx's online protocol (SwiftNIO), and its client.
+        .target(
+            name: "STTServer",
+            dependencies: [
+                "STTKit",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Sources/Server"),
         // Development tools behind scripts/bench and scripts/parity; not part of the product.
         .executableTarget(
             name: "stt-dev",
             dependencies: [
-                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor",
+                "STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTServer",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/stt-dev"),
         // Fuzzing: the harnesses and mutators, the driver behind scripts/fuzz, and the tests that replay every
@@ -75,6 +86,10 @@ let package = Package(
             name: "RNNTTests",
             dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],
             path: "Tests/RNNTTests"),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["STTServer", "STTKit", "STTTestFixtures", .product(name: "NIOWebSocket", package: "swift-nio")],
+            path: "Tests/ServerTests"),
     ],
     swiftLanguageModes: [.v6]
 )
