@@ -19,8 +19,9 @@ package struct ServerConfiguration: Sendable {
     package var maxMessageBytes = 1 << 20
     /// Seconds of audio a connection may have queued for decoding before the server stops reading from it.
     package var maxBacklogSeconds: Double = 4
-    /// Options of every connection's stream (look-ahead, convention, decoder).
-    package var stream = TranscriptionStream.Options()
+    /// Options of every connection's stream (look-ahead, convention, decoder, endpointing). Endpointing is on with
+    /// sherpa-onnx's rules by default, as in sherpa-onnx's server; nil turns it off (one segment per stream).
+    package var stream = TranscriptionStream.Options(endpointing: Endpointing())
     /// Where connection events go, one line each; stderr by default.
     package var log: @Sendable (String) -> Void = { line in
         FileHandle.standardError.write(Data((line + "\n").utf8))

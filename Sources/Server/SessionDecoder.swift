@@ -47,7 +47,6 @@ final class SessionDecoder: @unchecked Sendable {
     private let piece: Int
     private var segment = 0
     private var segmentStart = 0.0
-    private var segments = 0
 
     /// - Throws: ``TranscriptionError`` when the options do not fit the model.
     init(model: SpeechModel, options: TranscriptionStream.Options, pool: NIOThreadPool,
@@ -145,6 +144,10 @@ final class SessionDecoder: @unchecked Sendable {
                 do throws(TranscriptionError) {
                     let tokens = try stream.push(UnsafeBufferPointer(rebasing: buffer[start..<end]))
                     if !tokens.isEmpty { changed = true }
+                    if stream.isEndpoint {
+                        endSegment(into: &outputs)
+                        changed = false
+                    }
                 } catch {
                     failure = .failure(.dataInconsistentWithMessage, error.description)
                 }
@@ -157,16 +160,23 @@ final class SessionDecoder: @unchecked Sendable {
         return failure
     }
 
+    /// An endpoint: the segment's result with `is_final`, then the next segment starts where this one ended. As in
+    /// sherpa-onnx, the segment number moves on only when the segment held something.
+    private func endSegment(into outputs: inout [Output]) {
+        outputs.append(.message(result(final: true, eof: false)))
+        let utterance = stream.endUtterance()
+        if !utterance.transcript.tokens.isEmpty { segment += 1 }
+        segmentStart = utterance.end
+    }
+
     private func finish(into outputs: inout [Output]) {
         stream.finish()
         outputs.append(.message(result(final: true, eof: true)))
         outputs.append(.message("Done!"))
-        if !stream.tokens.isEmpty { segments += 1 }
-        outputs.append(.finished(seconds: stream.duration, segments: segments))
+        outputs.append(.finished(seconds: stream.duration, segments: segment + (stream.tokens.isEmpty ? 0 : 1)))
         stream.reset()
         segment = 0
         segmentStart = 0
-        segments = 0
     }
 
     private func result(final: Bool, eof: Bool) -> String {

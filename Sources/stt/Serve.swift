@@ -36,6 +36,40 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds of audio a client may have queued for decoding before the server stops reading from it.")
     var maxBacklog = 4.0
 
+    @Option(help: "Endpointing: on (results come in segments, each closed by an is_final result, as sherpa-onnx does) or off (one segment per stream).")
+    var endpointing: Switch = .on
+
+    @Option(help: "Seconds of trailing silence that end a segment in which nothing was recognized, or off.")
+    var silenceWithoutSpeech = RuleSeconds(2.4)
+
+    @Option(help: "Seconds of trailing silence after speech that end a segment, or off.")
+    var silenceAfterSpeech = RuleSeconds(1.2)
+
+    @Option(help: "Seconds after which a segment ends whatever it holds, or off.")
+    var maxUtterance = RuleSeconds(20)
+
+    enum Switch: String, ExpressibleByArgument, CaseIterable { case on, off }
+
+    /// Seconds (positive), or `off`.
+    struct RuleSeconds: ExpressibleByArgument, CustomStringConvertible {
+        let seconds: Double?
+        init(_ seconds: Double?) { self.seconds = seconds }
+        init?(argument: String) {
+            if argument == "off" {
+                seconds = nil
+            } else if let value = Double(argument), value.isFinite, value > 0, value <= 86_400 {
+                seconds = value
+            } else {
+                return nil
+            }
+        }
+        var description: String { seconds.map { formatted($0) } ?? "off" }
+        var defaultValueDescription: String { description }
+        private func formatted(_ value: Double) -> String {
+            value == value.rounded() ? String(Int(value)) : String(value)
+        }
+    }
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1") }
@@ -62,6 +96,9 @@ struct Serve: ParsableCommand {
         settings.maxMessageBytes = maxMessageBytes
         settings.maxBacklogSeconds = maxBacklog
         settings.stream = options
+        settings.stream.endpointing = endpointing == .off ? nil : Endpointing(
+            silenceWithoutSpeech: silenceWithoutSpeech.seconds, silenceAfterSpeech: silenceAfterSpeech.seconds,
+            maxUtterance: maxUtterance.seconds)
         let server: SpeechServer
         do { server = try SpeechServer(model: model, configuration: settings) } catch { throw CommandFailure(error) }
         let stream = try TranscriptionStream(model: model, options: options)

@@ -75,12 +75,47 @@ struct ServerTests {
             var texts = [String](repeating: "", count: inputs.count)
             for try await (i, session) in group {
                 #expect(session.done, "client \(i)")
-                texts[i] = session.results.last?.text ?? "(no result)"
+                texts[i] = session.text
             }
             return texts
         }
         #expect(texts == expected)
         await server.stop()
+    }
+
+    @Test func endpointsSplitTheStreamIntoSegmentsAsSherpaOnnxDoes() async throws {
+        let model = try Shared.model()
+        let once = try Shared.greenApples()
+        let audio = once + [Float](repeating: 0, count: 32_000) + once   // two utterances, 2 s apart
+        // The fixture model hears the second one differently after the pause ("miter likes even apples").
+        let whole = try model.transcribe(samples: audio).text
+        #expect(whole.hasPrefix("my brother likes green apples "))
+
+        let server = try await TestServer()   // sherpa-onnx's rules: 1.2 s of silence after speech ends a segment
+        let client = try await server.connect()
+        try await client.stream(audio)
+        let session = await client.collect()
+        let finals = session.results.filter(\.isFinal)
+        #expect(finals.map(\.segment) == [0, 1])
+        #expect(finals.first?.text == "my brother likes green apples")
+        #expect(finals.map(\.isEOF) == [false, true])
+        #expect(finals[0].startTime == 0 && finals[1].startTime > 2 && finals[1].startTime < 4)
+        // Times are from the segment's start: the second utterance's words start where the first one's did, 4 s later.
+        let shift = try #require(finals[1].words.first).start + finals[1].startTime - (finals[0].words.first?.start ?? 0)
+        #expect(abs(shift - Double(once.count + 32_000) / 16_000) < 0.1)
+        // Results after the endpoint belong to the next segment.
+        let afterFirst = session.results.drop { !$0.isFinal }.dropFirst()
+        #expect(afterFirst.allSatisfy { $0.segment == 1 })
+        #expect(session.text == whole)
+        await server.stop()
+
+        // Off: one segment whatever the pauses.
+        let plain = try await TestServer { $0.stream.endpointing = nil }
+        let other = try await plain.connect()
+        try await other.stream(audio)
+        let single = await other.collect()
+        #expect(single.results.filter(\.isFinal).count == 1 && single.results.last?.text == whole)
+        await plain.stop()
     }
 
     @Test func badClientsAreClosedWhileAGoodOneGetsItsText() async throws {
@@ -184,7 +219,7 @@ struct ServerTests {
         let client = try await server.connect()
         try await client.stream(long, block: 1_600)
         let session = await client.collect()
-        #expect(session.results.last?.text == expected)
+        #expect(session.text == expected)
         // The bound, plus what two socket reads hold (about 2 s of audio), never the whole recording.
         #expect(server.server.peakBacklogSeconds < 3, "peak backlog \(server.server.peakBacklogSeconds) s")
         await server.stop()
@@ -228,6 +263,13 @@ struct Collected: Sendable {
     var raw: [String] = []
     var done = false
     var close: (code: Int?, reason: String)?
+
+    /// The text of all segments' tokens, each segment's from the result that closed it. (Joining the segments' texts
+    /// with spaces gives the same but where the 20 s rule ended a segment inside a word.)
+    var text: String {
+        let pieces = results.filter(\.isFinal).flatMap(\.tokens).joined().replacingOccurrences(of: "▁", with: " ")
+        return pieces.trimmingCharacters(in: .whitespaces)
+    }
 }
 
 extension WebSocketClient {
