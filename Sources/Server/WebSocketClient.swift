@@ -11,6 +11,8 @@ package final class WebSocketClient: Sendable {
     package enum Event: Sendable, Equatable {
         case text(String)
         case binary([UInt8])
+        /// A pong, with its payload.
+        case pong([UInt8])
         /// The server's close frame (code, reason), or nil code when the connection ended without one.
         case closed(code: Int?, reason: String)
     }
@@ -183,6 +185,8 @@ private final class ClientFrameHandler: ChannelInboundHandler {
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
+        case .pong:
+            continuation.yield((.pong(Array(buffer: frame.unmaskedData)), now))
         case .connectionClose:
             guard !closeSeen else { return }
             closeSeen = true

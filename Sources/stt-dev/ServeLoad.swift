@@ -155,7 +155,7 @@ private func streamOne(host: String, port: Int, group: any EventLoopGroup, sampl
                     outcome.latencies.append((end, max(0, Double((at - sent[message]).nanoseconds) / 1e9)))
                 }
                 seen[result.segment] = max(already, result.timestamps.count)
-            case .binary:
+            case .binary, .pong:
                 continue
             case .closed(let code, let reason):
                 outcome.error = "closed early (\(code.map(String.init) ?? "no close frame")): \(reason)"

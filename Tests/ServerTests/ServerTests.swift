@@ -161,6 +161,55 @@ struct ServerTests {
         await server.stop()
     }
 
+    @Test func fragmentedMessagesAndPingsAreHandled() async throws {
+        let model = try Shared.model()
+        let audio = try Shared.greenApples()
+        let expected = try model.transcribe(samples: audio).text
+        let server = try await TestServer()
+        let client = try await server.connect()
+        // Each 100 ms message in three fragments, split inside samples; a ping between two messages.
+        for start in stride(from: 0, to: audio.count, by: 1_600) {
+            var bytes: [UInt8] = []
+            for sample in audio[start..<min(audio.count, start + 1_600)] {
+                withUnsafeBytes(of: sample.bitPattern.littleEndian) { bytes += $0 }
+            }
+            let cuts = [0, bytes.count / 3 + 1, 2 * bytes.count / 3 + 2, bytes.count]
+            for k in 0..<3 {
+                let data = ByteBuffer(bytes: bytes[cuts[k]..<cuts[k + 1]])
+                try await client.send(WebSocketFrame(fin: k == 2, opcode: k == 0 ? .binary : .continuation,
+                                                     maskKey: .random(), data: data))
+            }
+            if start == 16_000 {
+                try await client.send(WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(),
+                                                     data: ByteBuffer(string: "are you there")))
+            }
+        }
+        try await client.send(text: "Done")
+        let session = await client.collect()
+        #expect(session.done && session.text == expected)
+        #expect(session.pongs == ["are you there"])
+        try await client.close()
+        await server.stop()
+    }
+
+    @Test func anythingButAWebSocketHandshakeIsAnsweredAndClosed() async throws {
+        let server = try await TestServer { $0.idleTimeout = 1 }
+        let plain = try await RawConnection.exchange(port: server.port, send: "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(plain.hasPrefix("HTTP/1.1 426"))
+        let badKey = try await RawConnection.exchange(
+            port: server.port,
+            send: "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n")
+        #expect(badKey.hasPrefix("HTTP/1.1 400"))
+        let garbage = try await RawConnection.exchange(port: server.port, send: "\u{0}\u{1}garbage\r\n\r\n")
+        #expect(garbage.hasPrefix("HTTP/1.1 400"))
+        // Silent after connecting: closed once the idle timeout passes, with nothing said.
+        let start = NIODeadline.now()
+        let silent = try await RawConnection.exchange(port: server.port, send: "")
+        #expect(silent.isEmpty && NIODeadline.now() - start >= .milliseconds(900))
+        #expect(server.logged { $0.contains("no WebSocket handshake in time") })
+        await server.stop()
+    }
+
     @Test func clientBeyondMaxClientsIsRefusedWhileTheOthersGoOn() async throws {
         let model = try Shared.model()
         let audio = try Shared.greenApples()
@@ -263,6 +312,7 @@ struct Collected: Sendable {
     var raw: [String] = []
     var done = false
     var close: (code: Int?, reason: String)?
+    var pongs: [String] = []
 
     /// The text of all segments' tokens, each segment's from the result that closed it. (Joining the segments' texts
     /// with spaces gives the same but where the 20 s rule ended a segment inside a word.)
@@ -308,12 +358,41 @@ extension WebSocketClient {
                 }
             case .binary:
                 collected.raw.append("(binary)")
+            case .pong(let payload):
+                collected.pongs.append(String(decoding: payload, as: UTF8.self))
             case .closed(let code, let reason):
                 collected.close = (code, reason)
                 return collected
             }
         }
         return collected
+    }
+}
+
+/// A plain TCP connection: sends bytes, returns everything received until the server closes.
+enum RawConnection {
+    static func exchange(port: Int, send text: String) async throws -> String {
+        let received = NIOLockedValueBox(ByteBuffer())
+        let channel = try await ClientBootstrap(group: Shared.group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(received: received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        if !text.isEmpty { try await channel.writeAndFlush(ByteBuffer(string: text)) }
+        try await channel.closeFuture.get()
+        return received.withLockedValue { String(buffer: $0) }
+    }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let received: NIOLockedValueBox<ByteBuffer>
+        init(received: NIOLockedValueBox<ByteBuffer>) { self.received = received }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = Self.unwrapInboundIn(data)
+            received.withLockedValue { $0.writeBuffer(&buffer) }
+        }
     }
 }
 
