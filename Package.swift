@@ -88,7 +88,8 @@ let package = Package(
             path: "Tests/RNNTTests"),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["STTServer", "STTKit", "STTTestFixtures", .product(name: "NIOWebSocket", package: "swift-nio")],
+            dependencies: [
+                "stt", "STTServer", "STTKit", "STTTestFixtures", .product(name: "NIOWebSocket", package: "swift-nio")],
             path: "Tests/ServerTests"),
     ],
     swiftLanguageModes: [.v6]
