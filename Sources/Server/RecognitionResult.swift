@@ -98,9 +98,18 @@ package struct RecognitionResult: Codable, Sendable, Equatable {
         self = value
     }
 
+    /// `value` with `decimals` digits after the point, as C's `%.Nf` writes it (a result carries thousands of these,
+    /// so no `String(format:)`).
     static func number(_ value: Double, decimals: Int) -> String {
-        guard value.isFinite else { return "0" }
-        return String(format: "%.\(decimals)f", value)
+        guard value.isFinite, abs(value) < 1e12 else { return "0" }
+        var scale: Int64 = 1
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = Int64((abs(value) * Double(scale)).rounded())
+        let whole = String(scaled / scale)
+        let sign = value < 0 || (value == 0 && value.sign == .minus) ? "-" : ""
+        guard decimals > 0 else { return sign + whole }
+        let fraction = String(scaled % scale)
+        return sign + whole + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
     }
 
     static func numbers(_ values: [Double], decimals: Int) -> String {

@@ -1,3 +1,4 @@
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -62,7 +63,7 @@ package final class SpeechServer: Sendable {
         } catch {
             try? await pool.shutdownGracefully()
             try? await group.shutdownGracefully()
-            throw error
+            throw ServerError.cannotListen(host: configuration.host, port: configuration.port, reason: Self.reason(error))
         }
         listener.withLockedValue { $0 = channel }
         return channel.localAddress?.port ?? configuration.port
@@ -99,6 +100,12 @@ package final class SpeechServer: Sendable {
         deadline.cancel()
         try? await pool.shutdownGracefully()
         try? await group.shutdownGracefully()
+    }
+
+    /// A socket error as the system says it ("Address already in use"), anything else as it describes itself.
+    private static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError, let message = strerror(error.errnoCode) { return String(cString: message) }
+        return "\(error)"
     }
 
     /// Closes every connection now, finished or not.
@@ -183,5 +190,17 @@ package final class SpeechServer: Sendable {
             name: name, configuration: configuration,
             recordBacklog: { samples in peakBacklog.withLockedValue { $0 = max($0, samples) } },
             makeDecoder: { deliver in try SessionDecoder(model: model, options: options, pool: pool, deliver: deliver) }))
+    }
+}
+
+/// Why a server cannot run.
+package enum ServerError: Error, CustomStringConvertible {
+    /// Binding the address failed.
+    case cannotListen(host: String, port: Int, reason: String)
+
+    package var description: String {
+        switch self {
+        case .cannotListen(let host, let port, let reason): "cannot listen on \(host):\(port): \(reason)"
+        }
     }
 }

@@ -11,8 +11,8 @@ import STTServer
 ///
 /// Each client sends a recording (repeated to `--seconds`, with half a second of silence between repetitions) in
 /// 100 ms messages on a fixed schedule, then `Done`; clients start spread over one second. Latency is measured per
-/// token: from the moment the message holding the token's last sample was sent to the arrival of the first result
-/// that holds the token. The final lag is from `Done` to `Done!`. Prints one JSON object.
+/// token: from the moment the message holding the first sample of the token's encoder frame was sent to the arrival
+/// of the first result that holds the token. The final lag is from `Done` to `Done!`. Prints one JSON object.
 ///
 /// The server keeps real time when latency does not grow: a server slower than the audio falls further behind with
 /// every second, so the tokens of the second half of the audio come later than those of the first half. Real time
@@ -41,9 +41,6 @@ struct ServeLoad: ParsableCommand {
     @Option(help: "Milliseconds of audio per message.")
     var messageMs = 100
 
-    @Option(help: "Milliseconds of audio per encoder frame (a token's span).")
-    var frameMs = 80
-
     func validate() throws {
         guard (1...4096).contains(clients) else { throw ValidationError("--clients must be 1…4096") }
         guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600]") }
@@ -54,7 +51,7 @@ struct ServeLoad: ParsableCommand {
         let samples = try recording()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let (host, port, clients, block, frame) = (host, port, clients, 16 * messageMs, Double(frameMs) / 1000)
+        let (host, port, clients, block) = (host, port, clients, 16 * messageMs)
         let outcomes = try runBlocking {
             try await withThrowingTaskGroup(of: ClientOutcome.self) { tasks in
                 for index in 0..<clients {
@@ -62,7 +59,7 @@ struct ServeLoad: ParsableCommand {
                         // Clients start spread over a second, as independent clients would, not in lockstep.
                         let offset = Double(index) / Double(clients)
                         return await streamOne(host: host, port: port, group: group, samples: samples, block: block,
-                                               frame: frame, startDelay: offset)
+                                               startDelay: offset)
                     }
                 }
                 var all: [ClientOutcome] = []
@@ -111,7 +108,7 @@ struct ServeLoad: ParsableCommand {
 }
 
 private struct ClientOutcome: Sendable {
-    /// Per token: where its last sample is in the audio (seconds), and its latency (seconds).
+    /// Per token: where its frame starts in the audio (seconds), and its latency (seconds).
     var latencies: [(position: Double, latency: Double)] = []
     var finalLag: Double?
     var sendSlip = 0.0
@@ -119,7 +116,7 @@ private struct ClientOutcome: Sendable {
 }
 
 private func streamOne(host: String, port: Int, group: any EventLoopGroup, samples: [Float], block: Int,
-                       frame: Double, startDelay: Double) async -> ClientOutcome {
+                       startDelay: Double) async -> ClientOutcome {
     var outcome = ClientOutcome()
     do {
         try await Task.sleep(nanoseconds: UInt64(startDelay * 1e9))
@@ -150,9 +147,9 @@ private func streamOne(host: String, port: Int, group: any EventLoopGroup, sampl
                 guard let result = RecognitionResult(json: text) else { continue }
                 let already = seen[result.segment] ?? 0
                 for i in already..<result.timestamps.count {
-                    let end = result.startTime + result.timestamps[i] + frame
-                    let message = max(0, min(sent.count - 1, (Int(end * 16_000) - 1) / block))
-                    outcome.latencies.append((end, max(0, Double((at - sent[message]).nanoseconds) / 1e9)))
+                    let start = result.startTime + result.timestamps[i]
+                    let message = max(0, min(sent.count - 1, Int((start * 16_000).rounded()) / block))
+                    outcome.latencies.append((start, Double((at - sent[message]).nanoseconds) / 1e9))
                 }
                 seen[result.segment] = max(already, result.timestamps.count)
             case .binary, .pong:

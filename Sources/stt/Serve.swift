@@ -108,7 +108,7 @@ struct Serve: ParsableCommand {
                     + "\(settings.workers) worker\(settings.workers == 1 ? "" : "s"), up to \(maxClients) clients)")
             }
         } catch {
-            throw CommandFailure("cannot serve on \(host):\(port): \(error)")
+            throw CommandFailure(error)
         }
     }
 }

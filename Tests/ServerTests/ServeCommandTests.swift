@@ -41,7 +41,7 @@ struct ServeCommandTests {
         let holder = try await TestServer()
         let busy = try ServeProcess(["--model", Fixtures.folder("small/la13"), "--port", String(holder.port)])
         #expect(await busy.exitStatus() == 1)
-        #expect(busy.stderr.contains("cannot serve on 127.0.0.1:\(holder.port)"), "\(busy.stderr)")
+        #expect(busy.stderr.contains("cannot listen on 127.0.0.1:\(holder.port): Address already in use"), "\(busy.stderr)")
         #expect(busy.stderr.split(separator: "\n").count == 1, "\(busy.stderr)")
         await holder.stop()
     }

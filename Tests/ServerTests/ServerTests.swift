@@ -4,7 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOWebSocket
 import STTKit
-import STTServer
+@testable import STTServer
 import STTTestFixtures
 import Testing
 
@@ -283,6 +283,11 @@ struct ServerTests {
         #expect(result.json.hasPrefix("{ \"text\": \"a\\\"b\\\\c\\n\\u0001é▁\", "))
         #expect(RecognitionResult(json: result.json) == result)
         #expect(RecognitionResult(json: "Done!") == nil)
+        for value in [0, 1.2345678, -0.0000001, -2.5, 123.456, 0.08, 0.24, 1.6, 19.999, -0.000283] {
+            for decimals in [2, 6] {
+                #expect(RecognitionResult.number(value, decimals: decimals) == String(format: "%.\(decimals)f", value))
+            }
+        }
     }
 }
 
