@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .library(name: "STTKit", targets: ["STTKit"]),
         .executable(name: "stt", targets: ["stt"]),
+        // The C API, libstt.so for C and C++ hosts (scripts/install-c installs it as libstt.so with stt.h and stt.pc).
+        .library(name: "sttc", type: .dynamic, targets: ["STTCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +33,9 @@ let package = Package(
         .target(
             name: "STTKit", dependencies: ["STTConformer", "STTAudio", "STTWeightLoader", "STTTensor"],
             path: "Sources/RNNT"),
+        // The C API: stt.h and the C half (version, per-thread error message) in CSTT, the entry points in STTCAPI.
+        .target(name: "CSTT", path: "Sources/CAPI/C"),
+        .target(name: "STTCAPI", dependencies: ["CSTT", "STTKit", "STTAudio"], path: "Sources/CAPI/Swift"),
         .executableTarget(
             name: "stt",
             dependencies: [
@@ -75,6 +80,7 @@ let package = Package(
             name: "RNNTTests",
             dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],
             path: "Tests/RNNTTests"),
+        .testTarget(name: "CAPITests", dependencies: ["STTCAPI", "CSTT", "STTTestFixtures"], path: "Tests/CAPITests"),
     ],
     swiftLanguageModes: [.v6]
 )
