@@ -8,6 +8,13 @@ import STTTensor
 final class StreamCore {
     let model: SpeechModel
     var tokens: [Token] = []
+    /// Endpoint rules; nil never ends an utterance.
+    let endpointing: Endpointing?
+    /// The current utterance: its index, its first encoder frame, and the frame after its last token (nil while it has
+    /// none). Trailing silence is counted in encoder frames on which the decoder emitted nothing.
+    private(set) var utteranceIndex = 0
+    private var utteranceStartFrame = 0
+    private var speechEndFrame: Int?
     /// Seconds of 16 kHz audio that reached the frontend.
     var duration: Double { Double(frontend.samplesPushed) / Double(MelFrontend.sampleRate) }
 
@@ -28,8 +35,10 @@ final class StreamCore {
     private let features: Int
     private let frameSeconds: Double
 
-    init(model: SpeechModel, lookahead: Int, convention: StreamingSchedule.Convention, decoder: SpeechModel.Decoder) {
+    init(model: SpeechModel, lookahead: Int, convention: StreamingSchedule.Convention, decoder: SpeechModel.Decoder,
+         endpointing: Endpointing?) {
         self.model = model
+        self.endpointing = endpointing
         let e = model.encoder.description
         features = e.melFeatures
         frameSeconds = Double(e.subsamplingFactor * MelFrontend.hop) / Double(MelFrontend.sampleRate)
@@ -92,6 +101,38 @@ final class StreamCore {
         lastCTC = (model.ctc?.classes ?? 1) - 1
         encoderFrames = 0
         finished = false
+        utteranceIndex = 0
+        utteranceStartFrame = 0
+        speechEndFrame = nil
+    }
+
+    // MARK: Utterances
+
+    /// Seconds of decoded audio in the current utterance, and of blank frames at its end.
+    var utteranceSeconds: Double { Double(encoderFrames - utteranceStartFrame) * frameSeconds }
+    var trailingSilence: Double { Double(encoderFrames - (speechEndFrame ?? utteranceStartFrame)) * frameSeconds }
+
+    /// Whether an enabled endpoint rule holds for the current utterance.
+    var isEndpoint: Bool {
+        guard let rules = endpointing, encoderFrames > utteranceStartFrame else { return false }
+        if let limit = rules.maxUtterance, utteranceSeconds >= limit { return true }
+        let silence = speechEndFrame == nil ? rules.silenceWithoutSpeech : rules.silenceAfterSpeech
+        if let limit = silence, trailingSilence >= limit { return true }
+        return false
+    }
+
+    /// Closes the current utterance: its tokens leave `tokens`, the next utterance starts at the current frame.
+    /// Decoding state and buffered audio carry on.
+    func endUtterance() -> Utterance {
+        let start = Double(utteranceStartFrame) * frameSeconds
+        let end = max(start, min(Double(encoderFrames) * frameSeconds, duration))
+        let utterance = Utterance(index: utteranceIndex, start: start, end: end,
+                                  transcript: Transcript(tokens: tokens, duration: end))
+        tokens.removeAll(keepingCapacity: true)
+        utteranceIndex += 1
+        utteranceStartFrame = encoderFrames
+        speechEndFrame = nil
+        return utterance
     }
 
     /// The resampler's last samples (its filter's look-ahead) into the frontend; pushes continue without it.
@@ -118,12 +159,14 @@ final class StreamCore {
         if let greedy, let rnnt = model.rnnt {
             greedy.decode(rnnt, frames: encoded.data, count: n, width: d, maxSymbols: model.maxSymbols) { emission in
                 tokens.append(token(emission.id, frame: emission.frame, logProbability: emission.logProbability))
+                speechEndFrame = emission.frame + 1
             }
         } else if useCTC, let ctc = model.ctc {
             for t in 0..<n {
                 let (k, logProbability) = ctc.best(encoded.data + t * d, logits: ctcLogits.data)
                 if k != ctc.classes - 1 && k != lastCTC {
                     tokens.append(token(k, frame: encoderFrames + t, logProbability: logProbability))
+                    speechEndFrame = encoderFrames + t + 1
                 }
                 lastCTC = k
             }

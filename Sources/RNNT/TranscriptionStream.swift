@@ -23,6 +23,9 @@ public struct TranscriptionUpdate: Sendable, Equatable {
     public let text: String
     /// True for the last update, after ``TranscriptionStream/finish()``.
     public let isFinal: Bool
+    /// True when this update found an endpoint (see ``TranscriptionStream/Options/endpointing``): the caller may
+    /// close the utterance with ``TranscriptionStream/endUtterance()``.
+    public let isEndpoint: Bool
 }
 
 /// One live stream: samples in, tokens out as soon as the look-ahead allows.
@@ -39,13 +42,16 @@ public final class TranscriptionStream: @unchecked Sendable {
         public var convention: StreamingConvention
         /// Decoder; nil uses the model's first (RNN-T when present).
         public var decoder: SpeechModel.Decoder?
+        /// Endpoint rules that split the stream into utterances; nil (the default) never reports an endpoint.
+        public var endpointing: Endpointing?
 
         /// Options; every argument defaults to what fits the model.
         public init(lookahead: Lookahead? = nil, convention: StreamingConvention = .native,
-                    decoder: SpeechModel.Decoder? = nil) {
+                    decoder: SpeechModel.Decoder? = nil, endpointing: Endpointing? = nil) {
             self.lookahead = lookahead
             self.convention = convention
             self.decoder = decoder
+            self.endpointing = endpointing
         }
     }
 
@@ -61,6 +67,8 @@ public final class TranscriptionStream: @unchecked Sendable {
     private let lock = NSLock()
     private let core: StreamCore
     private var subscribers: [AsyncStream<TranscriptionUpdate>.Continuation] = []
+    /// The current endpoint was sent to subscribers.
+    private var endpointPublished = false
 
     /// Opens a stream on `model`.
     /// - Throws: ``TranscriptionError`` when the model was not trained with the look-ahead or lacks the decoder.
@@ -76,7 +84,8 @@ public final class TranscriptionStream: @unchecked Sendable {
         self.lookahead = lookahead
         convention = options.convention
         self.decoder = decoder
-        core = StreamCore(model: model, lookahead: frames, convention: options.convention.schedule, decoder: decoder)
+        core = StreamCore(model: model, lookahead: frames, convention: options.convention.schedule, decoder: decoder,
+                          endpointing: options.endpointing)
     }
 
     /// Adds mono samples in [−1, 1] at `sampleRate` (resampled to the model's 16 kHz as they arrive) and returns the
@@ -88,7 +97,9 @@ public final class TranscriptionStream: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let tokens = try core.push(samples, sampleRate: sampleRate)
-        publish(tokens, final: false)
+        let endpoint = core.isEndpoint && !endpointPublished
+        if endpoint { endpointPublished = true }
+        publish(tokens, final: false, endpoint: endpoint)
         return tokens
     }
 
@@ -111,7 +122,7 @@ public final class TranscriptionStream: @unchecked Sendable {
         defer { lock.unlock() }
         let before = core.tokens.count
         let all = core.finish()
-        publish(Array(all[min(before, all.count)...]), final: true)
+        publish(Array(all[min(before, all.count)...]), final: true, endpoint: false)
         return all
     }
 
@@ -120,6 +131,20 @@ public final class TranscriptionStream: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         core.reset()
+        endpointPublished = false
+    }
+
+    /// Whether an endpoint rule of ``Options/endpointing`` holds for the current utterance (false without rules).
+    public var isEndpoint: Bool { lock.withLock { core.isEndpoint } }
+
+    /// Closes the current utterance and returns it: its tokens leave ``tokens`` (which then hold the next utterance
+    /// only), and endpoint rules are judged afresh from here. Decoding goes on with the same audio and state, so
+    /// nothing heard is lost. After ``finish()`` it returns the last utterance.
+    public func endUtterance() -> Utterance {
+        lock.lock()
+        defer { lock.unlock() }
+        endpointPublished = false
+        return core.endUtterance()
     }
 
     /// Forgets the tokens collected so far, so a stream of any length keeps constant memory when its caller consumes
@@ -151,9 +176,10 @@ public final class TranscriptionStream: @unchecked Sendable {
     }
 
     /// Called with the lock held.
-    private func publish(_ tokens: [Token], final: Bool) {
-        guard !subscribers.isEmpty, final || !tokens.isEmpty else { return }
-        let update = TranscriptionUpdate(tokens: tokens, text: Transcript.text(of: core.tokens), isFinal: final)
+    private func publish(_ tokens: [Token], final: Bool, endpoint: Bool) {
+        guard !subscribers.isEmpty, final || endpoint || !tokens.isEmpty else { return }
+        let update = TranscriptionUpdate(tokens: tokens, text: Transcript.text(of: core.tokens), isFinal: final,
+                                         isEndpoint: endpoint)
         for subscriber in subscribers {
             subscriber.yield(update)
             if final { subscriber.finish() }
