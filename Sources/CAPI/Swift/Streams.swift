@@ -119,7 +119,7 @@ public func stt_stream_push_f32(_ stream: OpaquePointer?, _ samples: UnsafePoint
     locked(stream, "stt_stream_push_f32") { handle throws(Failure) in
         let buffer = try checkPush(handle, samples, count, "stt_stream_push_f32")
         do throws(TranscriptionError) {
-            handle.collect(try handle.stream.push(buffer, sampleRate: Int(sampleRate)))
+            handle.newText.append(try handle.stream.push(buffer, sampleRate: Int(sampleRate)))
         } catch {
             throw Failure(error)
         }
@@ -140,7 +140,7 @@ public func stt_stream_push_s16(_ stream: OpaquePointer?, _ samples: UnsafePoint
             PCM16.append(UnsafeBufferPointer(rebasing: buffer[start..<end]), to: &handle.converted)
             do throws(TranscriptionError) {
                 try handle.converted.withUnsafeBufferPointer { block throws(TranscriptionError) in
-                    handle.collect(try handle.stream.push(block, sampleRate: Int(sampleRate)))
+                    handle.newText.append(try handle.stream.push(block, sampleRate: Int(sampleRate)))
                 }
             } catch {
                 throw Failure(error)
@@ -157,7 +157,7 @@ public func stt_stream_finish(_ stream: OpaquePointer?) -> stt_status {
         guard !handle.finished else { return }
         let before = handle.stream.tokens.count
         let all = handle.stream.finish()
-        handle.collect(all[min(before, all.count)...])
+        handle.newText.append(all[min(before, all.count)...])
         handle.finished = true
     }
 }
@@ -168,7 +168,7 @@ public func stt_stream_reset(_ stream: OpaquePointer?) -> stt_status {
     locked(stream, "stt_stream_reset") { handle in
         handle.stream.reset()
         handle.finished = false
-        handle.startUtterance()
+        handle.newText.restart()
     }
 }
 
@@ -178,16 +178,10 @@ public func stt_stream_read_new_text(_ stream: OpaquePointer?,
                                      _ text: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> stt_status {
     locked(stream, "stt_stream_read_new_text") { handle throws(Failure) in
         let text = try required(text, "text", "stt_stream_read_new_text")
-        // Allocated before the unread text is taken, so that running out of memory loses nothing.
-        let pending = handle.unread
-        let heldSpaces = handle.heldSpaces, started = handle.started
-        let piece = handle.takeUnread()
-        do throws(Failure) {
-            text.pointee = try cString(piece, "stt_stream_read_new_text")
-        } catch {
-            (handle.unread, handle.heldSpaces, handle.started) = (pending, heldSpaces, started)
-            throw error
-        }
+        var newText = handle.newText
+        // Taken from a copy, kept only once the string is allocated: running out of memory loses nothing.
+        text.pointee = try cString(newText.take(), "stt_stream_read_new_text")
+        handle.newText = newText
     }
 }
 
@@ -270,7 +264,7 @@ public func stt_stream_end_utterance(_ stream: OpaquePointer?,
         let function = "stt_stream_end_utterance"
         guard let utterance else {
             _ = handle.stream.endUtterance()
-            handle.startUtterance()
+            handle.newText.restart()
             return
         }
         // The block is planned from the current utterance and allocated before it is closed, so that running out of
@@ -284,7 +278,7 @@ public func stt_stream_end_utterance(_ stream: OpaquePointer?,
         let offsets = words.map { layout.reserve($0.text) }
         guard let block = layout.allocate() else { throw .outOfMemory(function) }
         let closed = handle.stream.endUtterance()
-        handle.startUtterance()
+        handle.newText.restart()
         let array = (block + base).bindMemory(to: stt_word.self, capacity: max(1, words.count))
         fillWords(words, into: array, block: block, offsets: offsets)
         let value = (block + head).bindMemory(to: stt_utterance.self, capacity: 1)

@@ -50,47 +50,49 @@ final class ModelHandle {
     init(_ model: SpeechModel) { self.model = model }
 }
 
+/// The final text of an utterance, handed out in pieces that concatenate to exactly its text: pieces joined with
+/// "▁" read as a space, no spaces at its start or end (the rule of `Transcript.text`). Spaces at the end of what has
+/// been recognized wait until text follows them.
+struct NewText {
+    /// Recognized and not handed out yet.
+    private var unread = ""
+    /// Spaces at the end of what was handed out, owed before the next text.
+    private var heldSpaces = ""
+    /// Whether anything but spaces was handed out in this utterance.
+    private var started = false
+
+    /// Adds the pieces of tokens that became final.
+    mutating func append(_ tokens: some Collection<Token>) {
+        for token in tokens { append(piece: token.piece) }
+    }
+
+    mutating func append(piece: String) { unread += piece.replacingOccurrences(of: "▁", with: " ") }
+
+    /// The text recognized since the last take.
+    mutating func take() -> String {
+        var text = Substring(heldSpaces + unread)
+        unread = ""
+        if !started { text = text.drop { $0 == " " } }
+        let body = text.reversed().drop { $0 == " " }.count
+        heldSpaces = String(text.dropFirst(body))
+        if body > 0 { started = true }
+        return String(text.prefix(body))
+    }
+
+    /// A new utterance: nothing of it recognized or handed out.
+    mutating func restart() { self = NewText() }
+}
+
 /// The object behind an `stt_stream *`: the stream and what the C API adds to it (a lock over that state, the
 /// finished flag, the text not yet read, a buffer for converting 16-bit samples).
 final class StreamHandle {
     let lock = NSLock()
     let stream: TranscriptionStream
     var finished = false
-    /// Final text of the current utterance not yet read: pieces joined, "▁" as a space.
-    var unread = ""
-    /// Spaces at the end of what was read, handed out before the next non-space text (the utterance's text has no
-    /// trailing spaces, so they wait until more text follows them).
-    var heldSpaces = ""
-    /// Whether anything but spaces was read in this utterance (its text has no leading spaces either).
-    var started = false
+    var newText = NewText()
     var converted: [Float] = []
 
     init(_ stream: TranscriptionStream) { self.stream = stream }
-
-    /// Appends tokens that became final to the unread text.
-    func collect(_ tokens: some Collection<Token>) {
-        for token in tokens { unread += token.piece.replacingOccurrences(of: "▁", with: " ") }
-    }
-
-    /// The unread text, shaped so that the pieces read in an utterance concatenate to its text.
-    func takeUnread() -> String {
-        var text = Substring(heldSpaces + unread)
-        unread = ""
-        heldSpaces = ""
-        if !started { text = text.drop { $0 == " " } }
-        let body = text.reversed().drop { $0 == " " }.count
-        heldSpaces = String(text.dropFirst(body))
-        text = text.prefix(body)
-        if !text.isEmpty { started = true }
-        return String(text)
-    }
-
-    /// A new utterance starts: nothing of it has been read.
-    func startUtterance() {
-        unread = ""
-        heldSpaces = ""
-        started = false
-    }
 }
 
 /// Handles travel as retained, unmanaged object pointers.
