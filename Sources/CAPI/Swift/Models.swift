@@ -33,8 +33,8 @@ public func stt_model_load(_ folder: UnsafePointer<CChar>?, _ options: UnsafePoi
             throw .argument(function, "threads is \(settings.threads); it must be 1 ... \(largestThreadCount)")
         }
         guard settings.precision == Int32(STT_PRECISION_FP32) else {
-            throw Failure(status: STT_ERROR_UNSUPPORTED,
-                          message: "\(function): precision \(settings.precision) is not available; this version computes in fp32 only (STT_PRECISION_FP32)")
+            throw Failure(status: STT_ERROR_UNSUPPORTED, message: "\(function): precision \(settings.precision) is not "
+                          + "available; this version computes in fp32 only (STT_PRECISION_FP32)")
         }
         guard let path = String(validatingCString: folder) else {
             throw .argument(function, "folder is not valid UTF-8")

@@ -32,21 +32,26 @@ private func streamOptions(_ c: stt_stream_options, _ function: String) throws(F
     switch c.lookahead_ms {
     case STT_LOOKAHEAD_DEFAULT: options.lookahead = nil
     case 0...: options.lookahead = .milliseconds(Int(c.lookahead_ms))
-    default: throw .argument(function, "lookahead_ms is \(c.lookahead_ms); use STT_LOOKAHEAD_DEFAULT or a look-ahead the model was trained with")
+    default:
+        throw .argument(function, "lookahead_ms is \(c.lookahead_ms); use STT_LOOKAHEAD_DEFAULT or a look-ahead the model was trained with")
     }
     switch Int(c.decoder) {
     case STT_DECODER_DEFAULT: options.decoder = nil
     case STT_DECODER_RNNT: options.decoder = .rnnt
     case STT_DECODER_CTC: options.decoder = .ctc
-    default: throw .argument(function, "decoder is \(c.decoder); use STT_DECODER_DEFAULT, STT_DECODER_RNNT or STT_DECODER_CTC")
+    default:
+        throw .argument(function, "decoder is \(c.decoder); use STT_DECODER_DEFAULT, STT_DECODER_RNNT or STT_DECODER_CTC")
     }
     switch Int(c.convention) {
     case STT_CONVENTION_NATIVE: options.convention = .native
     case STT_CONVENTION_EXPORT_COMPATIBLE: options.convention = .exportCompatible
-    default: throw .argument(function, "convention is \(c.convention); use STT_CONVENTION_NATIVE or STT_CONVENTION_EXPORT_COMPATIBLE")
+    default:
+        throw .argument(function, "convention is \(c.convention); use STT_CONVENTION_NATIVE or STT_CONVENTION_EXPORT_COMPATIBLE")
     }
     func rule(_ value: Int32, _ name: String) throws(Failure) -> Double? {
-        guard value >= 0 else { throw .argument(function, "\(name) is \(value); use milliseconds, or 0 to turn the rule off") }
+        guard value >= 0 else {
+            throw .argument(function, "\(name) is \(value); use milliseconds, or 0 to turn the rule off")
+        }
         return value == 0 ? nil : Double(value) / 1000
     }
     switch c.endpointing {
@@ -106,7 +111,8 @@ private func checkPush<T>(_ handle: StreamHandle, _ samples: UnsafePointer<T>?, 
         throw .argument(function, "count \(UInt(bitPattern: count)) is not the size of a buffer")
     }
     guard !handle.finished else {
-        throw Failure(status: STT_ERROR_STATE, message: "\(function): the stream is finished; call stt_stream_reset to start again")
+        throw Failure(status: STT_ERROR_STATE,
+                      message: "\(function): the stream is finished; call stt_stream_reset to start again")
     }
     guard count == 0 || samples != nil else { throw .argument(function, "samples is NULL") }
     return UnsafeBufferPointer(start: count == 0 ? nil : samples, count: count)
@@ -258,8 +264,9 @@ public func stt_stream_is_endpoint(_ stream: OpaquePointer?, _ isEndpoint: Unsaf
 
 /// `stt_stream_end_utterance` (see stt.h).
 @c @implementation
-public func stt_stream_end_utterance(_ stream: OpaquePointer?,
-                                     _ utterance: UnsafeMutablePointer<UnsafeMutablePointer<stt_utterance>?>?) -> stt_status {
+public func stt_stream_end_utterance(
+    _ stream: OpaquePointer?, _ utterance: UnsafeMutablePointer<UnsafeMutablePointer<stt_utterance>?>?
+) -> stt_status {
     locked(stream, "stt_stream_end_utterance") { handle throws(Failure) in
         let function = "stt_stream_end_utterance"
         guard let utterance else {

@@ -129,7 +129,8 @@ func readOptions<T>(_ pointer: UnsafePointer<T>, _ name: String, _ function: Str
     let size = Int(raw.loadUnaligned(as: UInt32.self))
     let ours = MemoryLayout<T>.size
     guard size >= ours && size <= largestStructSize else {
-        throw .argument(function, "\(name).struct_size is \(size), not sizeof(\(name)) (\(ours)); fill it with \(name)_init")
+        throw .argument(function,
+                        "\(name).struct_size is \(size), not sizeof(\(name)) (\(ours)); fill it with \(name)_init")
     }
     if size > ours, UnsafeRawBufferPointer(start: raw + ours, count: size - ours).contains(where: { $0 != 0 }) {
         throw .argument(function, "\(name) sets fields this library (ABI \(STT_ABI_VERSION)) does not know")

@@ -10,7 +10,7 @@
  *   stt_stream_push_f32(stream, samples, count, 48000);   any sample rate, as the audio arrives
  *   stt_stream_read_new_text(stream, &text);             text that became final since the last read
  *   stt_stream_finish(stream);                           end of audio
- *   stt_stream_text(stream, &text);                      the whole text
+ *   stt_stream_text(stream, &text);                      the text
  *   stt_stream_free(stream); stt_model_free(model);
  *
  * Errors
@@ -66,7 +66,8 @@ typedef enum stt_status {
     STT_ERROR_AUDIO = 4,
     /* A call the stream's state does not allow: a push after stt_stream_finish (call stt_stream_reset first). */
     STT_ERROR_STATE = 5,
-    /* A result could not be allocated. */
+    /* A string or array for the caller could not be allocated. (Memory the engine itself needs, for a model or a
+     * stream as it opens, cannot be recovered this way: running out of it ends the process.) */
     STT_ERROR_OUT_OF_MEMORY = 6
 } stt_status;
 
@@ -127,11 +128,12 @@ void stt_model_free(stt_model *model);
 /* What a loaded model offers. */
 typedef struct stt_model_info {
     /* sizeof(stt_model_info) of the caller's header: set it before calling stt_model_get_info, which fills the
-     * fields that fit. */
+     * fields that fit (and sets to 0 those of a later header that this library does not know). */
     uint32_t struct_size;
     /* The look-ahead a stream uses by default: the one the encoder was exported with. */
     int32_t default_lookahead_ms;
-    /* Look-aheads the model was trained with, in milliseconds; the first lookahead_count entries are used. */
+    /* Look-aheads the model was trained with, in milliseconds, shortest first; the first lookahead_count entries
+     * (at most 16) are used. */
     int32_t lookahead_count;
     int32_t lookaheads_ms[16];
     /* 1 when the folder has that decoder, else 0. */
@@ -188,7 +190,9 @@ typedef struct stt_stream_options {
      * any rule that is on holds for the current utterance:
      *   silence_without_speech_ms (default 2400): this much trailing silence and nothing recognized yet;
      *   silence_after_speech_ms (default 1200): this much trailing silence after something was recognized;
-     *   max_utterance_ms (default 20000): the utterance is this long. */
+     *   max_utterance_ms (default 20000): the utterance is this long.
+     * Silence is judged from what the decoder emits (encoder frames on which it recognized nothing), not from the
+     * signal's level. These are sherpa-onnx's rules and defaults. */
     int32_t silence_without_speech_ms;
     int32_t silence_after_speech_ms;
     int32_t max_utterance_ms;
@@ -198,8 +202,8 @@ typedef struct stt_stream_options {
 stt_status stt_stream_options_init(stt_stream_options *options);
 
 /* Opens a stream on a model. options may be NULL for the defaults. STT_ERROR_UNSUPPORTED when the model was not
- * trained with the look-ahead or lacks the decoder. On success *stream is a new handle for stt_stream_free. Each
- * stream allocates what its steps need when it opens; pushing then allocates nothing per step. */
+ * trained with the look-ahead or lacks the decoder. On success *stream is a new handle for stt_stream_free. A
+ * stream allocates the buffers of its encoder steps when it opens. */
 stt_status stt_stream_create(const stt_model *model, const stt_stream_options *options, stt_stream **stream);
 
 /* Releases a stream. NULL is ignored. */
