@@ -10,8 +10,6 @@ let package = Package(
     products: [
         .library(name: "STTKit", targets: ["STTKit"]),
         .executable(name: "stt", targets: ["stt"]),
-        // The C API, libstt.so for C and C++ hosts (scripts/install-c installs it as libstt.so with stt.h and stt.pc).
-        .library(name: "sttc", type: .dynamic, targets: ["STTCAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,9 +31,6 @@ let package = Package(
         .target(
             name: "STTKit", dependencies: ["STTConformer", "STTAudio", "STTWeightLoader", "STTTensor"],
             path: "Sources/RNNT"),
-        // The C API: stt.h and the C half (version, per-thread error message) in CSTT, the entry points in STTCAPI.
-        .target(name: "CSTT", path: "Sources/CAPI/C"),
-        .target(name: "STTCAPI", dependencies: ["CSTT", "STTKit", "STTAudio"], path: "Sources/CAPI/Swift"),
         .executableTarget(
             name: "stt",
             dependencies: [
@@ -80,7 +75,19 @@ let package = Package(
             name: "RNNTTests",
             dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],
             path: "Tests/RNNTTests"),
-        .testTarget(name: "CAPITests", dependencies: ["STTCAPI", "CSTT", "STTTestFixtures"], path: "Tests/CAPITests"),
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The C API for C and C++ hosts (libstt.so and stt.h; scripts/install-c installs them with stt.pc): the header and
+// the C half (version, per-thread error message) in CSTT, the entry points in STTCAPI, each checked by the compiler
+// against its declaration in stt.h (`@c @implementation`, Swift 6.3). Older compilers build the package without it.
+#if compiler(>=6.3)
+package.products.append(.library(name: "sttc", type: .dynamic, targets: ["STTCAPI"]))
+package.targets += [
+    .target(name: "CSTT", path: "Sources/CAPI/C"),
+    .target(name: "STTCAPI", dependencies: ["CSTT", "STTKit", "STTAudio"], path: "Sources/CAPI/Swift"),
+    .testTarget(
+        name: "CAPITests", dependencies: ["STTCAPI", "CSTT", "STTKit", "STTTestFixtures"], path: "Tests/CAPITests"),
+]
+#endif
