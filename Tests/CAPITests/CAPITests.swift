@@ -66,6 +66,7 @@ private func expectFailure(_ status: stt_status, _ expectedStatus: stt_status, _
     @Test func versionsMatchTheHeader() {
         #expect(stt_abi_version() == UInt32(STT_ABI_VERSION))
         #expect(String(cString: stt_version()) == STT_VERSION)
+        #expect(STT_VERSION == STTKitVersion.string)
     }
 
     @Test func everyNullArgumentIsAnErrorAndLeavesOutputsAlone() throws {

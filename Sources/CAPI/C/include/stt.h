@@ -47,8 +47,8 @@ extern "C" {
  * when a change would break a program built against an earlier header. Fields appended to the option structs do not
  * change it (see struct_size). */
 #define STT_ABI_VERSION 1
-/* The library's version, "MAJOR.MINOR.PATCH". */
-#define STT_VERSION "0.1.0"
+/* The library's version, "MAJOR.MINOR.PATCH": the version of STTKit it is built from. */
+#define STT_VERSION "0.5.0"
 
 /* The result of a call. */
 typedef enum stt_status {
