@@ -94,3 +94,16 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The C API for C and C++ hosts (libstt.so and stt.h; scripts/install-c installs them with stt.pc): the header and
+// the C half (version, per-thread error message) in CSTT, the entry points in STTCAPI, each checked by the compiler
+// against its declaration in stt.h (`@c @implementation`, Swift 6.3). Older compilers build the package without it.
+#if compiler(>=6.3)
+package.products.append(.library(name: "sttc", type: .dynamic, targets: ["STTCAPI"]))
+package.targets += [
+    .target(name: "CSTT", path: "Sources/CAPI/C"),
+    .target(name: "STTCAPI", dependencies: ["CSTT", "STTKit", "STTAudio"], path: "Sources/CAPI/Swift"),
+    .testTarget(
+        name: "CAPITests", dependencies: ["STTCAPI", "CSTT", "STTKit", "STTTestFixtures"], path: "Tests/CAPITests"),
+]
+#endif

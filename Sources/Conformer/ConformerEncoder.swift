@@ -15,6 +15,8 @@ package final class ConformerEncoder: Sendable {
     package let maxLookahead: Int
     /// The threads every weight product of a step splits across (nil: the stepping thread alone).
     package let pool: ComputePool?
+    /// How the weight matrices are stored.
+    package let precision: WeightPrecision
     let xscale: Float
 
     /// - Parameters:
@@ -23,12 +25,13 @@ package final class ConformerEncoder: Sendable {
     ///   - threads: threads for the weight products of every step, the stepping thread included. BLAS, which does
     ///     the small attention products, keeps whatever thread setting the app gave it.
     ///   - description: the graph's description, when the caller has built it already (it validates every shape).
+    ///   - precision: how the layers' weight matrices are stored (products and everything else stay float32).
     package init(graph: ExportedGraph, description known: EncoderDescription? = nil, leftContext: Int = 70,
-                 maxLookahead: Int = 13, threads: Int = 1) throws(LoaderError) {
+                 maxLookahead: Int = 13, threads: Int = 1, precision: WeightPrecision = .fp32) throws(LoaderError) {
         let prefix = graph.kind == .ctc ? "encoder." : ""
         let e: EncoderDescription
         if let known { e = known } else { e = try EncoderDescription(graph: graph, prefix: prefix) }
-        let r = WeightReader(graph: graph, prefix: prefix)
+        let r = WeightReader(graph: graph, prefix: prefix, precision: precision)
         description = e
         preEncode = try ConvSubsampling(r, description: e)
         guard let table = try graph.loadPositionalTable() else {
@@ -47,6 +50,7 @@ package final class ConformerEncoder: Sendable {
         self.leftContext = leftContext
         self.maxLookahead = maxLookahead
         pool = threads > 1 ? ComputePool(threads: threads) : nil
+        self.precision = precision
         xscale = Float(e.dModel).squareRoot()
     }
 

@@ -41,7 +41,7 @@ package struct ConvSubsampling: Sendable {
             stages.append(Stage(
                 depthwise: try tapMajor("pre_encode.conv.\(dw).weight"),
                 depthwiseBias: try r.tensor("pre_encode.conv.\(dw).bias", shape: [c]),
-                pointwise: PackedMatrix(pointwise.data, rows: c, columns: c, transposed: true),
+                pointwise: PackedMatrix(pointwise.data, rows: c, columns: c, transposed: true, precision: r.precision),
                 pointwiseBias: try r.tensor("pre_encode.conv.\(pw).bias", shape: [c])))
         }
         self.stages = stages

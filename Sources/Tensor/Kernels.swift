@@ -59,7 +59,12 @@ package enum Kernels {
     package static func gemm(m: Int, x: UnsafePointer<Float>, ldx: Int, _ w: PackedMatrix,
                             y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false,
                             scratch: UnsafeMutablePointer<Float>? = nil, pool: ComputePool? = nil) {
-        ck_gemm_packed(pool?.handle, x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
+        switch w.precision {
+        case .fp32:
+            ck_gemm_packed(pool?.handle, x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
+        case .bf16:
+            ck_gemm_packed_bf16(pool?.handle, x, m, w.rows, ldx, w.bf16, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
+        }
     }
 
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.

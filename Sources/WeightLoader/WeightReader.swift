@@ -6,10 +6,13 @@ import STTTensor
 package struct WeightReader: Sendable {
     package let graph: ExportedGraph
     package let prefix: String
+    /// How `matrix(_:inputs:outputs:)` stores the weights it packs.
+    package let precision: WeightPrecision
 
-    package init(graph: ExportedGraph, prefix: String = "") {
+    package init(graph: ExportedGraph, prefix: String = "", precision: WeightPrecision = .fp32) {
         self.graph = graph
         self.prefix = prefix
+        self.precision = precision
     }
 
     package var path: String { graph.path }
@@ -43,14 +46,17 @@ package struct WeightReader: Sendable {
     }
 
     /// A Linear (or 1×1 convolution) weight from `inputs` to `outputs`, packed for the few-row product whichever
-    /// layout the export stored it in; straight from the file's pages when its values are stored raw.
+    /// layout the export stored it in, in the reader's precision; straight from the file's pages when its values are
+    /// stored raw.
     package func matrix(_ name: String, inputs: Int, outputs: Int) throws(LoaderError) -> PackedMatrix {
         let p = try parameter(name, .linear(inputs: inputs, outputs: outputs))
         let torch = p.layout == .torch
         var packed: PackedMatrix?
-        _ = p.withStoredValues { packed = PackedMatrix(bytes: $0, rows: inputs, columns: outputs, transposed: torch) }
+        _ = p.withStoredValues {
+            packed = PackedMatrix(bytes: $0, rows: inputs, columns: outputs, transposed: torch, precision: precision)
+        }
         if let packed { return packed }
         let values = try p.load()
-        return PackedMatrix(values.data, rows: inputs, columns: outputs, transposed: torch)
+        return PackedMatrix(values.data, rows: inputs, columns: outputs, transposed: torch, precision: precision)
     }
 }

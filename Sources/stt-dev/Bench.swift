@@ -66,12 +66,15 @@ struct BenchEncoder: ParsableCommand {
     @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
+    @Option(help: "How the weight matrices are stored: fp32 or bf16.")
+    var precision: WeightPrecision = .fp32
+
     func run() throws {
         Kernels.useSingleThreadedBLAS()
         let encoderPath = try encoderFile(path)
         let encoder: ConformerEncoder
         do {
-            encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath), threads: threads)
+            encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath), threads: threads, precision: precision)
         } catch { throw CommandFailure(error) }
         let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: encoder.description.subsamplingFactor,
                                          convention: .exportCompatible)
@@ -97,10 +100,12 @@ struct BenchEncoder: ParsableCommand {
         times.sort()
         let median = times[times.count / 2]
         let audioMs = Double(schedule.hop * 10)
-        print("{\"lookahead\": \(lookahead), \"threads\": \(encoder.threads), \"median_ms\": \(median), \"min_ms\": \(times[0]), "
+        print("{\"lookahead\": \(lookahead), \"threads\": \(encoder.threads), \"precision\": \"\(precision.rawValue)\", \"median_ms\": \(median), \"min_ms\": \(times[0]), "
               + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"}")
     }
 }
+
+extension WeightPrecision: ExpressibleByArgument {}
 
 struct BenchLong: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import STTTensor
+import STTKit
 import STTWeightLoader
 
 @main
@@ -9,6 +10,7 @@ struct STT: ParsableCommand {
         commandName: "stt",
         abstract: "Speech to text with NeMo cache-aware streaming FastConformer models, natively.",
         discussion: "Exit status: 0 success, 1 error (a one-line message on stderr), 2 usage error.",
+        version: STTKitVersion.string,
         subcommands: [Transcribe.self, Stream.self, Info.self, Serve.self])
 
     /// Usage errors exit 2 (ArgumentParser's default is 64); every other failure exits 1 with one line.

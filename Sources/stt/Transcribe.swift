@@ -51,43 +51,104 @@ struct ModelOptions: ParsableArguments {
 
 struct Transcribe: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Transcribe audio files (WAV of any PCM/float format, channel count and rate; '-' for raw s16le 16 kHz on stdin).")
+        abstract: "Transcribe audio files (WAV of any PCM/float format, channel count and rate; '-' for stdin: a WAV stream or raw s16le 16 kHz).",
+        discussion: """
+            One input prints to stdout. Several inputs print text ("FILE: text" lines) or json (one object per line)
+            to stdout; subtitles of several inputs, or several formats at once, need --output-dir, which writes
+            DIR/<input name without extension>.<txt|json|srt|vtt> for every input and format.
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Output: text, json (one object per file per line, tokens with times), srt or vtt.")
-    var format: OutputFormat = .text
+    @Option(name: .long, parsing: .singleValue,
+            help: "Output: text, json (text, tokens and words with times), srt or vtt. Repeat for several formats (with --output-dir).")
+    var format: [OutputFormat] = []
 
-    @Argument(help: "Audio files.")
+    @Option(help: "Write one file per input and format into this folder instead of stdout.")
+    var outputDir: String?
+
+    @Flag(help: "Add processing time and real-time factor to json output (left out by default so outputs compare cleanly).")
+    var timing = false
+
+    @Flag(help: "Report progress on stderr as lines (\"progress FILE PERCENT\"), also when stderr is not a terminal.")
+    var progress = false
+
+    @Argument(help: "Audio files ('-' reads stdin).")
     var files: [String]
+
+    var formats: [OutputFormat] { format.isEmpty ? [.text] : Array(NSOrderedSet(array: format).compactMap { $0 as? OutputFormat }) }
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one audio file (or '-' for stdin)") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("stdin ('-') can be read only once") }
+        if outputDir == nil {
+            if formats.count > 1 {
+                throw ValidationError("several formats at once need --output-dir DIR (one file per input and format)")
+            }
+            if files.count > 1, let subtitles = formats.first(where: { $0 == .srt || $0 == .vtt }) {
+                throw ValidationError("subtitles of several inputs need --output-dir DIR (one .\(subtitles.rawValue) file per input)")
+            }
+        } else {
+            var seen: [String: String] = [:]
+            for file in files {
+                let stem = Self.stem(file)
+                if let other = seen[stem] {
+                    throw ValidationError("inputs \(other) and \(file) would both write \(stem).* in the output folder")
+                }
+                seen[stem] = file
+            }
+        }
+    }
+
+    /// The input's name without folder and extension ("stdin" for '-').
+    static func stem(_ file: String) -> String {
+        file == "-" ? "stdin" : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
     }
 
     func run() throws {
         let (model, options) = try modelOptions.load()
+        if let outputDir {
+            do {
+                try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
+            } catch {
+                throw CommandFailure("cannot create the output folder \(outputDir): \(error.localizedDescription)")
+            }
+        }
         var failed = false
         for file in files {
             do {
                 let source = try AudioSource(file)
                 let start = DispatchTime.now()
                 let stream = try TranscriptionStream(model: model, options: options)
-                let progress = Progress(file: file, total: source.frameCount)
+                let report = Progress(file: file, total: source.frameCount, lines: progress)
                 // A second at a time: a file of any length transcribes in the memory of one block and the transcript.
                 var block: [Float] = []
                 var frames = 0
                 while try source.read(maxFrames: source.sampleRate, into: &block) > 0 {
                     try stream.push(block, sampleRate: source.sampleRate)
                     frames += block.count
-                    progress.update(frames)
+                    report.update(frames)
                 }
                 guard frames > 0 else { throw CommandFailure("\(source.name): no audio samples") }
                 stream.finish()
-                progress.done()
+                report.done()
                 let seconds = Double(frames) / Double(source.sampleRate)
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                print(render(file: file, transcript: stream.transcript, seconds: seconds, elapsed: elapsed, stream: stream))
+                let transcript = stream.transcript
+                for format in formats {
+                    let text = render(format, file: file, transcript: transcript, seconds: seconds, elapsed: elapsed,
+                                      stream: stream)
+                    if let outputDir {
+                        let path = (outputDir as NSString).appendingPathComponent("\(Self.stem(file)).\(format.fileExtension)")
+                        do {
+                            try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                        } catch {
+                            throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
+                        }
+                    } else {
+                        print(text)
+                    }
+                }
             } catch let error as CommandFailure {
                 FileHandle.standardError.write(Data("stt: error: \(error.message)\n".utf8))
                 failed = true
@@ -99,30 +160,32 @@ struct Transcribe: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 
-    private func render(file: String, transcript: Transcript, seconds: Double, elapsed: Double,
+    private func render(_ format: OutputFormat, file: String, transcript: Transcript, seconds: Double, elapsed: Double,
                         stream: TranscriptionStream) -> String {
         switch format {
         case .text:
-            return files.count > 1 ? "\(file): \(transcript.text)" : transcript.text
+            return files.count > 1 && outputDir == nil ? "\(file): \(transcript.text)" : transcript.text
         case .json:
-            let object: [String: Any] = [
-                "file": file, "text": transcript.text, "audio_seconds": seconds, "processing_seconds": elapsed,
-                "real_time_factor": seconds > 0 ? elapsed / seconds : 0, "lookahead_ms": stream.lookahead.milliseconds,
+            var object: [String: Any] = [
+                "file": file, "text": transcript.text, "audio_seconds": seconds,
+                "lookahead_ms": stream.lookahead.milliseconds,
                 "mode": stream.convention == .native ? "native" : "export", "decoder": stream.decoder.rawValue,
-                "tokens": transcript.tokens.map {
-                    ["id": $0.id, "piece": $0.piece, "start": $0.start, "end": $0.end,
-                     "logprob": Double($0.logProbability)] as [String: Any]
-                },
-                "words": transcript.words.map {
-                    ["word": $0.text, "start": $0.start, "end": $0.end, "logprob": Double($0.logProbability)] as [String: Any]
-                },
+                "tokens": JSONOutput.tokens(transcript.tokens),
+                "words": JSONOutput.words(transcript.words),
             ]
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            return String(decoding: data, as: UTF8.self)
+            if timing {
+                object["processing_seconds"] = elapsed
+                object["real_time_factor"] = seconds > 0 ? elapsed / seconds : 0
+            }
+            return JSONOutput.line(object)
         case .srt, .vtt:
-            return Subtitles.render(transcript.segments, vtt: format == .vtt)
+            return Subtitles.render(transcript.segments, duration: seconds, vtt: format == .vtt)
         }
     }
+}
+
+extension OutputFormat {
+    var fileExtension: String { self == .text ? "txt" : rawValue }
 }
 
 /// Where a command's audio comes from, read block by block: a WAV file, or standard input for "-" — a WAV stream when
@@ -184,29 +247,46 @@ final class AudioSource {
     }
 }
 
-/// A progress bar on stderr for long files, only when stderr is a terminal.
+/// Progress on stderr: a bar for long files when stderr is a terminal, or with `lines` a "progress FILE PERCENT" line
+/// at every 5 % for callers that read it.
 final class Progress {
     let file: String
     let total: Int
-    let enabled: Bool
-    init(file: String, total: Int?) {
+    let bar: Bool
+    let lines: Bool
+    private var reported = -1
+    init(file: String, total: Int?, lines: Bool) {
         self.file = file
         self.total = total ?? 0
-        enabled = isatty(2) == 1 && self.total > 30 * 16_000
+        self.lines = lines
+        bar = !lines && isatty(2) == 1 && self.total > 30 * 16_000
     }
     func update(_ done: Int) {
-        guard enabled else { return }
-        let fraction = min(1, Double(done) / Double(total))
+        guard bar || lines else { return }
+        // A stream of unknown length reports seconds instead of a share.
+        let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
+        if lines {
+            let step = total > 0 ? Int(fraction * 20) : done / (16_000 * 60)
+            guard step > reported else { return }
+            reported = step
+            let value = total > 0 ? String(format: "%.0f%%", fraction * 100) : "\(step) min"
+            FileHandle.standardError.write(Data("progress \(file) \(value)\n".utf8))
+            return
+        }
         let width = 30, filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         FileHandle.standardError.write(Data(String(format: "\r%@ %@ %3.0f%%", (file as NSString).lastPathComponent, bar, fraction * 100).utf8))
     }
-    func done() { if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+    func done() {
+        if bar { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if lines && reported < 20 { FileHandle.standardError.write(Data("progress \(file) 100%\n".utf8)) }
+    }
 }
 
 /// SRT and WebVTT from a transcript's segments.
 enum Subtitles {
-    static func render(_ cues: [Segment], vtt: Bool) -> String {
+    /// Cues of `cues`, none ending after `duration` seconds.
+    static func render(_ cues: [Segment], duration: Double, vtt: Bool) -> String {
         func stamp(_ t: Double) -> String {
             let ms = Int((t * 1000).rounded())
             return String(format: "%02d:%02d:%02d%@%03d", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, vtt ? "." : ",", ms % 1000)
@@ -214,45 +294,9 @@ enum Subtitles {
         var out = vtt ? "WEBVTT\n\n" : ""
         for (i, cue) in cues.enumerated() {
             if !vtt { out += "\(i + 1)\n" }
-            out += "\(stamp(cue.start)) --> \(stamp(cue.end))\n\(cue.text)\n\n"
+            let end = min(cue.end, duration), start = min(cue.start, end)
+            out += "\(stamp(start)) --> \(stamp(end))\n\(cue.text)\n\n"
         }
         return out.trimmingCharacters(in: .newlines)
-    }
-}
-
-struct Stream: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Transcribe audio from stdin live: partial text on stderr, final text on stdout.",
-        discussion: """
-            stdin is raw s16le 16 kHz mono, or a WAV stream (any format and rate) when it starts with a RIFF header.
-            For example: arecord -f S16_LE -r 16000 -c 1 -t raw | stt stream --model DIR
-            """)
-
-    @OptionGroup var modelOptions: ModelOptions
-
-    func run() throws {
-        let (model, options) = try modelOptions.load()
-        let stream = try TranscriptionStream(model: model, options: options)
-        let live = isatty(2) == 1
-        let source = try AudioSource("-")
-        var block: [Float] = []
-        // 100 ms at a time, as a microphone delivers; only the block in hand is kept.
-        // On a terminal the last line shows the end of the text so far; elsewhere only newly final text is written,
-        // so the cost per push stays constant however long the stream runs.
-        var tail = ""
-        while try source.read(maxFrames: max(1, source.sampleRate / 10), into: &block) > 0 {
-            let new = try stream.push(block, sampleRate: source.sampleRate)
-            guard !new.isEmpty else { continue }
-            let text = new.map { $0.piece.replacingOccurrences(of: "▁", with: " ") }.joined()
-            if live {
-                tail = String((tail + text).suffix(120))
-                FileHandle.standardError.write(Data(("\r\u{1B}[K" + tail).utf8))
-            } else {
-                FileHandle.standardError.write(Data(text.utf8))
-            }
-        }
-        stream.finish()
-        FileHandle.standardError.write(Data((live ? "\r\u{1B}[K" : "\n").utf8))
-        print(stream.text)
     }
 }

@@ -14,28 +14,31 @@ import Testing
     func checkThreadCountsDoNotChangeBits(variant: Int32) {
         let pools = [ComputePool(threads: 2), ComputePool(threads: 3)]
         for (m, k, n) in Self.shapes {
+          for precision in WeightPrecision.allCases {
             let x = values(m * k, seed: UInt64(m * 7919 + k)), w = values(k * n, seed: UInt64(n))
-            let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n) }
+            let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: precision) }
+            let bf16: Int32 = precision == .bf16 ? 1 : 0
             var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
             for accumulate: Int32 in [0, 1] {
                 var alone = [Float](repeating: 0.5, count: m * n)
-                _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &alone, n, accumulate, nil)
+                _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, bf16, n, &alone, n, accumulate, nil)
                 for pool in pools {
                     for useScratch in [false, true] {
                         var split = [Float](repeating: 0.5, count: m * n)
                         if useScratch {
-                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, n, &split,
+                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, bf16, n, &split,
                                                        n, accumulate, &scratch)
                         } else {
-                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, n, &split,
+                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, bf16, n, &split,
                                                        n, accumulate, nil)
                         }
-                        let what = "variant \(variant), \(pool.threads) threads, m \(m) k \(k) n \(n), "
+                        let what = "variant \(variant), \(precision), \(pool.threads) threads, m \(m) k \(k) n \(n), "
                             + "accumulate \(accumulate)"
                         #expect(split == alone, "\(what), scratch \(useScratch)")
                     }
                 }
             }
+          }
         }
     }
 

@@ -45,10 +45,10 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
             for p in 0..<k { for j in 0..<n { wt[j * k + p] = w[p * n + j] } }
             let fromTorch = wt.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, transposed: true) }
             var y = [Float](repeating: 0, count: m * n), z = [Float](repeating: 1, count: m * n)
-            guard ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &y, n, 0, nil) == 1 else {
+            guard ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, 0, n, &y, n, 0, nil) == 1 else {
                 return
             }
-            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, fromTorch.storage.data, n, &z, n, 1, nil)
+            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, fromTorch.storage.data, 0, n, &z, n, 1, nil)
             let worst = zip(y, expected).map { abs($0 - $1) }.max() ?? 0
             let worstAccumulated = zip(z, expected).map { abs($0 - 1 - $1) }.max() ?? 0
             #expect(worst < 1e-4 && worstAccumulated < 1e-4,
@@ -56,7 +56,7 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
             // Rows repacked into scratch (the variants that repack) give the same bits as rows read in place.
             var packedRows = [Float](repeating: 0, count: m * n)
             var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
-            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, n, &packedRows, n, 0, &scratch)
+            _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, 0, n, &packedRows, n, 0, &scratch)
             #expect(packedRows == y, "variant \(variant) m \(m) k \(k) n \(n): rows repacked or read in place")
         }
     }
@@ -169,5 +169,71 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         #expect(back.shape == [2, 2] && back.floats == [1, -2.5, 3e-8, 4])
         try NPYArray(integers: [7, -1], shape: [2]).write(to: url)
         #expect(try NPYArray(contentsOf: url).integers == [7, -1])
+    }
+}
+
+/// bfloat16 weights: rounding, and products on every variant against a reference that rounds independently.
+@Suite struct BFloat16Tests {
+    /// The bfloat16 nearest to x (ties to even), found by comparing the two truncations around it in Double.
+    static func nearestBF16(_ x: Float) -> Float {
+        guard x.isFinite else { return x }
+        let down = Float(bitPattern: x.bitPattern & 0xFFFF_0000)
+        let up = Float(bitPattern: (x.bitPattern & 0xFFFF_0000) &+ 0x1_0000)
+        let dDown = abs(Double(x) - Double(down)), dUp = abs(Double(x) - Double(up))
+        if dDown != dUp { return dDown < dUp ? down : up }
+        return (down.bitPattern >> 16) & 1 == 0 ? down : up
+    }
+
+    @Test func packingRoundsToNearestEven() {
+        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: to 1 (even). 1 + 3·2⁻⁸: to 1 + 2⁻⁶ (even). −3.5 is exact.
+        let w: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 256, -3.5, 1e-3, 65_504, .infinity, 0]
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: 1, columns: w.count, precision: .bf16) }
+        let stored = (0..<w.count).map { Float(bitPattern: UInt32(packed.bf16[$0]) << 16) }
+        #expect(stored[0] == 1 && stored[1] == 1 && stored[2] == 1 + 1.0 / 64 && stored[3] == -3.5)
+        #expect(stored == w.map(Self.nearestBF16))
+        #expect(packed.byteCount == ck_packed_size(1, w.count) * 2)
+    }
+
+    /// Every variant, tile shapes and column tails, in place and repacked rows, plain and PyTorch layout: equal to the
+    /// product with independently rounded weights, and within bfloat16's rounding of the float32 product.
+    @Test(arguments: [1, 2, 6, 14, 15, 30])
+    func productsEqualTheRoundedWeightsProduct(rows m: Int) {
+        for variant: Int32 in [2, 1, 0] {
+            for (k, n) in [(7, 5), (64, 16), (96, 33), (512, 29)] {
+                let x = values(m * k, seed: UInt64(m * 31 + k)), w = values(k * n, seed: UInt64(n + 5))
+                let rounded = naiveProduct(x, w.map(Self.nearestBF16), m: m, k: k, n: n)
+                let exact = naiveProduct(x, w, m: m, k: k, n: n)
+                let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
+                var wt = [Float](repeating: 0, count: k * n)
+                for p in 0..<k { for j in 0..<n { wt[j * k + p] = w[p * n + j] } }
+                let fromTorch = wt.withUnsafeBufferPointer {
+                    PackedMatrix($0.baseAddress!, rows: k, columns: n, transposed: true, precision: .bf16)
+                }
+                var y = [Float](repeating: 0, count: m * n), z = [Float](repeating: 1, count: m * n)
+                var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
+                guard ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.bf16, 1, n, &y, n, 0, &scratch) == 1 else {
+                    continue
+                }
+                _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, fromTorch.bf16, 1, n, &z, n, 1, nil)
+                let worst = zip(y, rounded).map { abs($0 - $1) }.max() ?? 0
+                let worstAccumulated = zip(z, rounded).map { abs($0 - 1 - $1) }.max() ?? 0
+                #expect(worst < 1e-4 && worstAccumulated < 1e-4, "variant \(variant) m \(m) k \(k) n \(n)")
+                // |Σ x·(w − bf16(w))| ≤ Σ |x|·|w|·2⁻⁹ per output.
+                for i in 0..<m {
+                    let bound = (0..<k).reduce(Float(0)) { $0 + abs(x[i * k + $1]) } * 2 / 512 + 1e-4
+                    for j in 0..<n { #expect(abs(y[i * n + j] - exact[i * n + j]) <= bound) }
+                }
+            }
+        }
+    }
+
+    @Test func kernelsDispatchOnThePrecision() {
+        let (m, k, n) = (3, 64, 40)
+        let x = values(m * k, seed: 9), w = values(k * n, seed: 10)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
+        var y = [Float](repeating: 0, count: m * n)
+        Kernels.gemm(m: m, x: x, ldx: k, packed, y: &y, ldy: n)
+        let rounded = naiveProduct(x, w.map(Self.nearestBF16), m: m, k: k, n: n)
+        #expect(zip(y, rounded).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 }

@@ -46,3 +46,19 @@ build_release() {
     (cd "$ROOT" && swift build -c release --product "$product" >&2)
     echo "$ROOT/.build/release/$product"
 }
+
+# Commands beyond the build (scripts/install-c, scripts/check-c): installs the Debian package of each missing one,
+# given as COMMAND:PACKAGE.
+ensure_commands() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    read -r -a missing <<<"$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
+    echo "installing ${missing[*]} (apt-get)" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}

@@ -1,5 +1,6 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
+#include <stdint.h>
 // Element-wise kernels that need exp() or tight loops. Each has one portable body, compiled for the build's target
 // and, on x86-64, again with AVX2+FMA (per-function target attributes, no build flags); ck_cpu_level() picks one.
 
@@ -30,6 +31,8 @@ const char *ck_variant(void);
 // [k×n], or [n×k] when transposed (PyTorch's [out, in]).
 long ck_packed_size(long k, long n);
 void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed);
+// The same panels in bfloat16 (each float rounded to nearest even): ck_packed_size(k, n) uint16_t values.
+void ck_pack_panels_bf16(const void *w, long k, long n, int transposed, uint16_t *packed);
 
 // Instruction-set levels, best first as chosen once at run time from the CPU and capped by the environment variable
 // STT_KERNELS=portable|avx2|avx512 (read once). Both the products and the element-wise kernels follow it.
@@ -60,12 +63,16 @@ void ck_pool_run(ck_pool *pool, ck_task task, void *context);
 void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,
                     long ldy, int accumulate, float *scratch);
 long ck_gemm_scratch_size(long m, long k);
+// ck_gemm_packed with bfloat16 panels (ck_pack_panels_bf16): each weight widened to float32 in registers, products
+// and sums in float32.
+void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx, const uint16_t *packed, long n,
+                         float *y, long ldy, int accumulate, float *scratch);
 
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
-// ck_gemm_packed with a given variant (a CK_LEVEL_*), for tests. Returns 0 when this CPU lacks it or STT_KERNELS
-// excludes it.
-int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed,
-                           long n, float *y, long ldy, int accumulate, float *scratch);
+// ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*), for tests.
+// Returns 0 when this CPU lacks it or STT_KERNELS excludes it.
+int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const void *packed,
+                           int bf16, long n, float *y, long ldy, int accumulate, float *scratch);
 
 #endif
