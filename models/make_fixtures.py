@@ -496,9 +496,10 @@ class RefWriter:
     def __init__(self, folder):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
-        # replace this script's own outputs, keep anything else (e.g. params.json from param_reference.py)
+        # replace this script's own outputs, keep anything else (params.json from param_reference.py,
+        # transcriptions.json and extra*_audio.npy from transcription_reference.py)
         for f in os.listdir(folder):
-            if f.endswith(".npy") or f == "manifest.json":
+            if (f.endswith(".npy") and not f.startswith("extra")) or f == "manifest.json":
                 os.remove(os.path.join(folder, f))
         self.arrays = {}
         self.info = {}
