@@ -14,6 +14,7 @@ enum Mode: String, ExpressibleByArgument, CaseIterable {
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, json, srt, vtt }
 
 extension SpeechModel.Decoder: ExpressibleByArgument {}
+extension SpeechModel.Precision: ExpressibleByArgument {}
 
 struct ModelOptions: ParsableArguments {
     @Option(name: .shortAndLong, help: "Model folder: encoder-*.onnx, decoder_joint-*.onnx (or a CTC graph), tokens.txt.")
@@ -31,9 +32,14 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
+    @Option(help: "Weight files where a folder has both: fp32, or int8 (sherpa-onnx's *.int8.onnx, dequantized at load). Default: fp32, or int8 for a folder of int8 files only.")
+    var precision: SpeechModel.Precision?
+
     func load() throws -> (SpeechModel, TranscriptionStream.Options) {
         let speech: SpeechModel
-        do { speech = try SpeechModel(folder: model, threads: threads) } catch { throw CommandFailure(error) }
+        do {
+            speech = try SpeechModel(folder: model, threads: threads, precision: precision)
+        } catch { throw CommandFailure(error) }
         let options = TranscriptionStream.Options(lookahead: lookahead.map(Lookahead.init(milliseconds:)),
                                                   convention: mode.convention, decoder: decoder)
         // Checked once here so that a bad option fails before any file is read; an untrained look-ahead is a usage

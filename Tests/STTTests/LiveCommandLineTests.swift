@@ -139,3 +139,17 @@ import Testing
         #expect(r.status == 0 && r.stdout.split(separator: ".").count == 3, "\(r.stdout)")
     }
 }
+
+@Suite struct PrecisionOptionTests {
+    @Test func precisionChoosesTheFilesOrSaysWhatTheFolderHas() throws {
+        let int8 = try STTProcess.run(["transcribe", "-m", "models/small/sherpa-int8", "--precision", "int8",
+                                       "samples/green-apples.wav"])
+        #expect(int8.status == 0 && !int8.stdout.isEmpty, "\(int8.stderr)")
+        let missing = try STTProcess.run(["transcribe", "-m", "models/small/sherpa", "--precision", "int8",
+                                          "samples/green-apples.wav"])
+        #expect(missing.status == 1 && missing.stdout.isEmpty)
+        #expect(missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("no int8 files"), "\(missing.stderr)")
+        let bad = try STTProcess.run(["transcribe", "-m", "models/small/sherpa", "--precision", "fp8", "samples/green-apples.wav"])
+        #expect(bad.status == 2)
+    }
+}
