@@ -9,7 +9,7 @@ extension SpeechServer {
     /// Swift concurrency thread (the command line's main thread).
     /// - Parameter started: called with the port once the server listens.
     package func serveUntilSignalled(grace: TimeAmount = .seconds(30), started: (Int) -> Void) throws {
-        let port = try blocking { try await self.start() }
+        let port = try runBlocking { try await self.start() }
         started(port)
 
         let signalled = DispatchSemaphore(value: 0)
@@ -34,23 +34,23 @@ extension SpeechServer {
         }
         signalled.wait()
         let open = sessionCount
-        try blocking { await self.shutdown(grace: grace) }
+        try runBlocking { await self.shutdown(grace: grace) }
         configuration.log("stopped (\(open) connection\(open == 1 ? " was" : "s were") open)")
         for source in sources { source.cancel() }
     }
+}
 
-    /// Runs async work to completion from a thread that may block.
-    private func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-        let done = DispatchSemaphore(value: 0)
-        let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
-        Task {
-            let value: Result<T, any Error>
-            do { value = .success(try await work()) } catch { value = .failure(error) }
-            result.withLockedValue { $0 = value }
-            done.signal()
-        }
-        done.wait()
-        guard let value = result.withLockedValue({ $0 }) else { throw CancellationError() }
-        return try value.get()
+/// Runs async work to completion from a thread that may block (a command's main thread, not a concurrency thread).
+package func runBlocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
+    Task {
+        let value: Result<T, any Error>
+        do { value = .success(try await work()) } catch { value = .failure(error) }
+        result.withLockedValue { $0 = value }
+        done.signal()
     }
+    done.wait()
+    guard let value = result.withLockedValue({ $0 }) else { throw CancellationError() }
+    return try value.get()
 }

@@ -166,17 +166,3 @@ private func streamOne(host: String, port: Int, group: any EventLoopGroup, sampl
     return outcome
 }
 
-/// Runs async work to completion from the command's (non-concurrency) thread.
-private func runBlocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-    let done = DispatchSemaphore(value: 0)
-    let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
-    Task {
-        let value: Result<T, any Error>
-        do { value = .success(try await work()) } catch { value = .failure(error) }
-        result.withLockedValue { $0 = value }
-        done.signal()
-    }
-    done.wait()
-    guard let value = result.withLockedValue({ $0 }) else { throw CancellationError() }
-    return try value.get()
-}
