@@ -61,16 +61,20 @@ public final class SpeechModel: Sendable {
     package let exportLookahead: Int
 
     /// Loads a model folder: NeMo's export (`encoder-*.onnx` with cache inputs, `decoder_joint-*.onnx` or a CTC
-    /// graph, `tokens.txt`, optional `model.json`).
+    /// graph, `tokens.txt`, optional `model.json`) or sherpa-onnx's (`encoder.onnx`, `decoder.onnx`, `joiner.onnx`,
+    /// `tokens.txt`, and/or the same as `*.int8.onnx`).
     ///
     /// - Parameters:
     ///   - folder: the model folder.
     ///   - threads: threads a weight product may use (1 by default; the calling thread is one of them). The model
     ///     keeps its own workers; nothing process-wide is changed.
+    ///   - precision: which files to load where a folder holds both fp32 and int8 ones. nil (the default) loads the
+    ///     fp32 files, or the int8 files of a folder that has only those (the model's `precision` then says `.int8`).
+    ///     Asking for a precision the folder does not have is an error naming what it has.
     /// - Throws: `LoaderError` with a one-line message that says what is wrong and how to fix it.
-    public init(folder: String, threads: Int = 1) throws(LoaderError) {
+    public init(folder: String, threads: Int = 1, precision: Precision? = nil) throws(LoaderError) {
         let path = folder
-        let model = try LoadedModel(folder: path)
+        let model = try LoadedModel(folder: path, precision: precision?.files)
         self.folder = model.folder
         metadata = model.metadata
         guard let tokens = model.tokens else {

@@ -124,6 +124,7 @@ package struct ModelFolder: Sendable, Equatable {
         case sherpa = "sherpa-onnx"
     }
 
+    /// The precision of a folder's files: sherpa-onnx's `*.int8.onnx` files are int8, everything else fp32.
     package enum Precision: String, Sendable, Equatable, CaseIterable {
         case fp32, int8
     }
@@ -137,6 +138,8 @@ package struct ModelFolder: Sendable, Equatable {
     package let layout: Layout
     /// The precision of the files chosen (fp32 unless asked, where a folder holds both).
     package let precision: Precision
+    /// Said when a precision was chosen without being asked for because the folder has no other (int8 only).
+    package let precisionNote: String?
     package let encoder: String
     /// NeMo's `decoder_joint`, or sherpa-onnx's `decoder` (the prediction network alone, with `joiner` beside it).
     package let decoderJoint: String?
@@ -166,17 +169,22 @@ package struct ModelFolder: Sendable, Equatable {
         if onnx.contains(where: { $0.hasPrefix("joiner") }) {
             layout = .sherpa
             func precisionOf(_ name: String) -> Precision { name.lowercased().hasSuffix(".int8.onnx") ? .int8 : .fp32 }
-            let available = Set(onnx.filter { $0.hasPrefix("encoder") }.map(precisionOf))
+            let encoders = onnx.filter { $0.hasPrefix("encoder") }
+            let available = Set(encoders.map(precisionOf))
             let chosen: Precision
             if let wanted {
                 guard available.contains(wanted) else {
-                    throw .modelFolder(path, "no \(wanted.rawValue) encoder in this sherpa-onnx folder (it has: "
-                        + "\(available.isEmpty ? "none" : available.map(\.rawValue).sorted().joined(separator: ", ")))")
+                    throw .modelFolder(path, "no \(wanted.rawValue) files in this sherpa-onnx folder (it has "
+                        + (encoders.isEmpty ? "no encoder" : available.map(\.rawValue).sorted().joined(separator: ", ")
+                            + ": \(onnx.joined(separator: ", "))") + ")")
                 }
                 chosen = wanted
             } else {
                 chosen = available.contains(.fp32) || available.isEmpty ? .fp32 : .int8
             }
+            precisionNote = wanted == nil && chosen == .int8
+                ? "the folder has only int8 files (\(encoders.joined(separator: ", ")), …): loaded those, dequantized to float32"
+                : nil
             func one(_ role: String) throws(LoaderError) -> String {
                 let found = onnx.filter { $0.hasPrefix(role) && !$0.hasPrefix("decoder_joint") && precisionOf($0) == chosen }
                 guard found.count == 1 else {
@@ -195,11 +203,14 @@ package struct ModelFolder: Sendable, Equatable {
 
         layout = .nemo
         precision = .fp32
+        precisionNote = nil
         joiner = nil
-        if let wanted, wanted != .fp32 {
-            throw .modelFolder(path, "a NeMo export has no \(wanted.rawValue) files; int8 is read from sherpa-onnx's layout")
-        }
         let encoders = onnx.filter { $0.hasPrefix("encoder") || $0.hasPrefix("ctc") || $0 == "model.onnx" }
+        if let wanted, wanted != .fp32 {
+            throw .modelFolder(path, "no \(wanted.rawValue) files in this folder (it has fp32 NeMo export files: "
+                + "\(onnx.isEmpty ? "none" : onnx.joined(separator: ", "))); \(wanted.rawValue) is read from sherpa-onnx's "
+                + "*.\(wanted.rawValue).onnx files")
+        }
         let decoders = onnx.filter { $0.hasPrefix("decoder_joint") || $0.hasPrefix("decoder-joint") }
         guard !encoders.isEmpty else {
             throw .modelFolder(path, "no encoder .onnx in the folder (found: \(onnx.isEmpty ? "no .onnx files" : onnx.joined(separator: ", "))); expected \(Self.layoutsAccepted)")

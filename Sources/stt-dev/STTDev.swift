@@ -9,7 +9,7 @@ struct STTDev: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stt-dev",
         abstract: "Development tools behind scripts/bench and scripts/parity.",
-        subcommands: [Bench.self, ParitySteps.self, ServeLoad.self])
+        subcommands: [Bench.self, ParitySteps.self, ServeLoad.self, ComparePrecision.self])
 }
 
 /// A failure reported as one line.

@@ -133,6 +133,46 @@ import STTKit
         #expect(throws: LoaderError.self) { try ModelFolder(Fixtures.folder("tiny/sherpa"), precision: .int8) }
     }
 
+    /// `SpeechModel(folder:precision:)`: fp32 unless asked where a folder holds both; a folder of int8 files only
+    /// loads them unasked and says so.
+    @Test func speechModelLoadsFP32UnlessAskedAndSaysWhichItLoaded() throws {
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for folder in ["tiny/sherpa", "tiny/sherpa-int8"] {
+            for name in try FileManager.default.contentsOfDirectory(atPath: Fixtures.folder(folder)) {
+                if !FileManager.default.fileExists(atPath: dir + "/" + name) {
+                    try FileManager.default.copyItem(atPath: Fixtures.folder(folder) + "/" + name, toPath: dir + "/" + name)
+                }
+            }
+        }
+        let plain = try SpeechModel(folder: dir)
+        #expect(plain.precision == .fp32 && plain.precisionNote == nil)
+        let asked = try SpeechModel(folder: dir, precision: .int8)
+        #expect(asked.precision == .int8 && asked.precisionNote == nil)
+        #expect(try SpeechModel(folder: dir, precision: .fp32).precision == .fp32)
+        let unasked = try SpeechModel(folder: Fixtures.folder("tiny/sherpa-int8"))
+        #expect(unasked.precision == .int8)
+        #expect(unasked.precisionNote?.contains("only int8 files") == true, "\(unasked.precisionNote ?? "no note")")
+        #expect(try SpeechModel(folder: Fixtures.folder("tiny/la13")).precision == .fp32)
+        #expect(SpeechModel.Precision.allCases.map(\.description) == ["fp32", "int8"])
+    }
+
+    /// Asking for files the folder lacks is one line naming what it has.
+    @Test(arguments: [("tiny/sherpa", SpeechModel.Precision.int8, ["no int8 files", "fp32", "encoder.onnx", "joiner.onnx"]),
+                      ("tiny/sherpa-int8", .fp32, ["no fp32 files", "int8", "encoder.int8.onnx"]),
+                      ("tiny/la13", .int8, ["no int8 files", "NeMo export", "encoder-tiny.onnx", "*.int8.onnx"])])
+    func askingForAPrecisionTheFolderLacksNamesWhatItHas(folder: String, precision: SpeechModel.Precision,
+                                                         expected: [String]) throws {
+        do {
+            _ = try SpeechModel(folder: Fixtures.folder(folder), precision: precision)
+            Issue.record("\(folder) loaded as \(precision)")
+        } catch {
+            let message = "\(error)"
+            #expect(!message.contains("\n"), "\(message)")
+            for part in expected { #expect(message.contains(part), "\(message)") }
+        }
+    }
+
     @Test func aSingleFileOrAFolderWithoutEncoderNamesTheLayoutsAccepted() throws {
         do {
             _ = try LoadedModel(folder: Fixtures.folder("tiny/sherpa") + "/encoder.onnx")

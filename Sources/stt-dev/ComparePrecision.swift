@@ -1,0 +1,141 @@
+import ArgumentParser
+import Foundation
+import STTConformer
+import STTKit
+import STTTensor
+import STTWeightLoader
+
+/// fp32 against int8 weights of one model: how far the int8 encoder's outputs move, and how much of the fp32 text
+/// survives.
+struct ComparePrecision: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-precision",
+        abstract: "Compare a model's fp32 and int8 files: encoder deviation over N calls, token and character agreement.",
+        discussion: """
+            FP32 is loaded with its fp32 files and INT8 with its int8 files (one sherpa-onnx folder holding both may be \
+            given twice). The encoder deviation is the largest |int8 − fp32| over N export-convention calls at the \
+            export's look-ahead, divided by the largest |fp32| output; the calls are fed the log-mel frames of the \
+            recordings (repeated as needed), or synthetic speech-like frames without recordings. Agreement is \
+            1 − edit distance / length of the fp32 result, over token ids and over the characters of the text, for \
+            every recording at every trained look-ahead.
+            """)
+
+    @Argument(help: "The model folder with the fp32 files.")
+    var fp32: String
+
+    @Argument(help: "The model folder with the int8 files (sherpa-onnx's *.int8.onnx).")
+    var int8: String
+
+    @Argument(help: "WAV recordings to transcribe with both.")
+    var recordings: [String] = []
+
+    @Option(help: "Encoder calls compared.")
+    var calls: Int = 40
+
+    @Flag(help: "Print both texts wherever they differ.")
+    var texts = false
+
+    func run() throws {
+        guard (1...100_000).contains(calls) else { throw CommandFailure("--calls \(calls) is outside 1…100000") }
+        let reference: SpeechModel, quantized: SpeechModel
+        do {
+            reference = try SpeechModel(folder: fp32, precision: .fp32)
+            quantized = try SpeechModel(folder: int8, precision: .int8)
+        } catch { throw CommandFailure(error) }
+        // sherpa-onnx writes a character vocabulary's space as a space, NeMo's exporter as ▁.
+        func pieces(_ model: SpeechModel) -> [String] { model.tokens.map { $0 == " " ? "\u{2581}" : $0 } }
+        guard pieces(reference) == pieces(quantized) else {
+            throw CommandFailure("the two folders have different tokens.txt; they are not one model")
+        }
+        var audio: [(name: String, samples: [Float])] = []
+        for path in recordings {
+            do {
+                let wav = try WAVFile(path: path)
+                audio.append(((path as NSString).lastPathComponent, try Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)))
+            } catch { throw CommandFailure(error) }
+        }
+
+        let r = reference.exportLookahead
+        let features = reference.encoder.description.melFeatures
+        let mel = audio.isEmpty ? nil : MelFrontend.frames(of: audio.flatMap(\.samples), melBins: features)
+        let (worst, scale) = try encoderDeviation(reference.encoder, quantized.encoder, lookahead: r, mel: mel)
+        let source = audio.isEmpty ? "synthetic log-mel frames"
+            : "the log-mel frames of \(audio.map(\.name).joined(separator: ", "))"
+        print("fp32      \(fp32) (\(reference.precision) files)")
+        print("int8      \(int8) (\(quantized.precision) files)")
+        print("encoder   \(calls) calls at [\(reference.encoder.leftContext),\(r)], \(source): max |int8 - fp32| "
+              + "\(format(worst)), max |fp32| \(format(scale)), scaled \(format(worst / max(scale, .leastNormalMagnitude)))")
+        guard !audio.isEmpty else { return }
+
+        var lowestTokens = 1.0, lowestCharacters = 1.0
+        for (name, samples) in audio {
+            for lookahead in reference.lookaheads.sorted(by: >) {
+                let options = TranscriptionStream.Options(lookahead: lookahead)
+                let a: Transcript, b: Transcript
+                do {
+                    a = try reference.transcribe(samples: samples, options: options)
+                    b = try quantized.transcribe(samples: samples, options: options)
+                } catch { throw CommandFailure("\(name): \(error)") }
+                let ids = (a.tokens.map(\.id), b.tokens.map(\.id))
+                let tokens = Agreement.of(ids.1, ids.0), characters = Agreement.of(b.text, a.text)
+                lowestTokens = min(lowestTokens, tokens)
+                lowestCharacters = min(lowestCharacters, characters)
+                print("\(name)  \(String(repeating: " ", count: max(0, 7 - lookahead.description.count)) + lookahead.description)  tokens \(percent(tokens)) (\(ids.0.count) fp32, "
+                      + "\(ids.1.count) int8\(ids.0 == ids.1 ? ", identical" : ""))  characters \(percent(characters))")
+                if texts && a.text != b.text {
+                    print("  fp32: \(a.text)")
+                    print("  int8: \(b.text)")
+                }
+            }
+        }
+        print("lowest    tokens \(percent(lowestTokens)), characters \(percent(lowestCharacters))")
+    }
+
+    private func format(_ value: Float) -> String { String(format: "%.4g", Double(value)) }
+    private func percent(_ value: Double) -> String { String(format: "%6.2f %%", value * 100) }
+
+    /// The largest |b − a| and |a| over `calls` export-convention calls of both encoders on the same windows: the
+    /// frames of `mel` ([frames, features], time-major; repeated as needed), or synthetic ones.
+    private func encoderDeviation(_ a: ConformerEncoder, _ b: ConformerEncoder, lookahead: Int,
+                                  mel: [Float]?) throws -> (worst: Float, scale: Float) {
+        let features = a.description.melFeatures
+        guard a.dModel == b.dModel, features == b.description.melFeatures,
+              a.description.subsamplingFactor == b.description.subsamplingFactor else {
+            throw CommandFailure("the two encoders differ in shape (d_model \(a.dModel) vs \(b.dModel))")
+        }
+        let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: a.description.subsamplingFactor,
+                                         convention: .exportCompatible)
+        let needed = schedule.hop * calls + schedule.overlap
+        let stream = mel ?? ParitySteps.syntheticMel(features: features, frames: needed)
+        let available = stream.count / features
+        guard available > 0 else { throw CommandFailure("the recordings give no log-mel frames") }
+        let states = [a, b].map { EncoderState(encoder: $0, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow) }
+        var buffer = MelWindowBuffer(schedule: schedule, features: features)
+        let window = Tensor(zeros: [schedule.maxWindow, features])
+        let outputs = [Tensor(zeros: [schedule.framesPerStep, a.dModel]), Tensor(zeros: [schedule.framesPerStep, a.dModel])]
+        var worst: Float = 0, scale: Float = 0, fed = 0
+        for call in 0..<calls {
+            var next = buffer.next(into: window.data)
+            while next == nil, fed < needed {
+                let t = fed % available
+                stream.withUnsafeBufferPointer { all in
+                    buffer.append(UnsafeBufferPointer(rebasing: all[(t * features)..<((t + 1) * features)]))
+                }
+                fed += 1
+                next = buffer.next(into: window.data)
+            }
+            guard let span = next else { throw CommandFailure("the log-mel stream ended before call \(call)") }
+            let counts = [a, b].enumerated().map { i, encoder in
+                encoder.step(states[i], mel: window.data, frames: span.length, drop: span.drop, output: outputs[i].data)
+            }
+            guard counts[0] == counts[1] else {
+                throw CommandFailure("call \(call): the encoders emit \(counts[0]) and \(counts[1]) frames")
+            }
+            for j in 0..<(counts[0] * a.dModel) {
+                worst = max(worst, abs(outputs[1].data[j] - outputs[0].data[j]))
+                scale = max(scale, abs(outputs[0].data[j]))
+            }
+        }
+        return (worst, scale)
+    }
+}
