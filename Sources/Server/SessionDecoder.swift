@@ -75,7 +75,8 @@ final class SessionDecoder: @unchecked Sendable {
         return total
     }
 
-    /// Drops whatever is queued; a running job stops at its next piece. Nothing more is delivered.
+    /// Drops whatever is queued; a running job stops at its next piece (the closed connection ignores what it hands
+    /// back).
     func cancel() {
         lock.withLock {
             cancelled = true

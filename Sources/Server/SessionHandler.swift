@@ -42,7 +42,6 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeTimer: Scheduled<Void>?
 
     private var streams = 0
-    private var audioSeconds = 0.0
 
     private let recordBacklog: (Int) -> Void
     private var peakBacklog = 0
@@ -145,7 +144,6 @@ final class SessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         audioSinceEnd = true
-        audioSeconds += Double(samples.count) / 16_000
         let queued = decoder.enqueue(.audio(samples))
         if queued > backlogLimit { backlogged = true }
         if queued > peakBacklog {
