@@ -66,6 +66,8 @@ import Testing
         let deadline = Date().addingTimeInterval(60)
         while partials.count == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(partials.count > 0, "no partial text before the signal")
+        // Time for the rest of the piped sample to be read (it is all in the pipe already).
+        Thread.sleep(forTimeInterval: 1.5)
         kill(process.processIdentifier, signal)
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
