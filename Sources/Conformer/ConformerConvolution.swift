@@ -20,19 +20,24 @@ package struct ConformerConvolution: Sendable {
         self.kernel = kernel
     }
 
-    /// residual += Conv(x); the cache supplies the kernel − 1 GLU outputs before these rows and then keeps the last
-    /// kernel − 1 of [cache; these].
+    /// residual += Conv(x) over the rows of one or more streams: `stream(i)` gives stream i's rows and its time
+    /// cache, which supplies the kernel − 1 GLU outputs before those rows and then keeps the last kernel − 1 of
+    /// [cache; rows]. The pointwise products and norms run once over all rows.
     func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, addingTo residual: UnsafeMutablePointer<Float>,
-                        cache: Cache, workspace w: EncoderWorkspace) {
+                        streams: Int, stream: (Int) -> (rows: Range<Int>, cache: Cache), workspace w: EncoderWorkspace) {
         let d = pointwiseConv2.outputs
         let wide = w.hidden                 // [rows, 2d]
         let conv = w.hidden + rows * 2 * d  // [rows, d]
         pointwiseConv1(x, rows: rows, into: wide, workspace: w)
         Kernels.glu(wide, rows: rows, channels: d, into: w.glu)
-        Convolution.causalDepthwiseTime(history: cache.frames, current: w.glu, frames: rows, channels: d,
-                                        kernel: kernel, weights: depthwiseWeight.data, bias: depthwiseBias.data,
-                                        into: conv)
-        cache.append(w.glu, rows: rows)
+        for i in 0..<streams {
+            let (range, cache) = stream(i)
+            let first = range.lowerBound * d
+            Convolution.causalDepthwiseTime(history: cache.frames, current: w.glu + first, frames: range.count,
+                                            channels: d, kernel: kernel, weights: depthwiseWeight.data,
+                                            bias: depthwiseBias.data, into: conv + first)
+            cache.append(w.glu + first, rows: range.count)
+        }
         batchNorm(conv, rows: rows, into: conv)
         Kernels.swish(conv, count: rows * d)
         pointwiseConv2(conv, rows: rows, into: residual, accumulate: true, workspace: w)

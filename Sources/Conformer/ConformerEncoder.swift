@@ -75,17 +75,45 @@ package final class ConformerEncoder: Sendable {
     @discardableResult
     package func step(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
                      output: UnsafeMutablePointer<Float>) -> Int {
-        precondition(frames <= state.maxWindow, "window of \(frames) frames exceeds the stream's \(state.maxWindow)")
-        precondition(preEncode.outputLength(frames) - drop <= state.maxFrames,
-                     "step produces more frames than the stream holds")
         let w = state.workspace
-        let n = embed(mel, frames: frames, drop: drop, workspace: w)
+        let n = embed(state, mel: mel, frames: frames, drop: drop)
         guard n > 0 else { return 0 }
         for (layer, cache) in zip(layers, state.layers) {
-            layer(w.x, rows: n, cache: cache, workspace: w)
+            layer(w.x, rows: n, streams: 1, stream: { _ in (0..<n, cache) }, workspace: w)
         }
         output.update(from: w.x, count: n * dModel)
         return n
+    }
+
+    /// Adds one stream's step to `batch`: its window through the stem (in the stream's own workspace) and the
+    /// resulting rows after those of the streams added before. Returns the rows added, or nil when the batch has no
+    /// room for this stream's step (nothing is changed then).
+    package func add(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
+                     to batch: EncoderBatch) -> Int? {
+        guard batch.hasRoom(for: state) else { return nil }
+        let n = embed(state, mel: mel, frames: frames, drop: drop)
+        batch.append(state, rows: n, from: state.workspace.x)
+        return n
+    }
+
+    /// Steps every stream of `batch` at once: each weight product runs over the rows of all of them (one read of the
+    /// weights for the batch); attention and convolution run per stream with its caches. Each stream's output rows
+    /// are `batch.output(i)` until the batch is cleared.
+    package func step(_ batch: EncoderBatch) {
+        let w = batch.workspace
+        let n = batch.rows
+        guard n > 0 else { return }
+        for (l, layer) in layers.enumerated() {
+            layer(w.x, rows: n, streams: batch.count, stream: { i in batch.segment(i, layer: l) }, workspace: w)
+        }
+    }
+
+    /// The stem into the state's workspace, x-scaled; returns the frames it produced.
+    private func embed(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int) -> Int {
+        precondition(frames <= state.maxWindow, "window of \(frames) frames exceeds the stream's \(state.maxWindow)")
+        precondition(preEncode.outputLength(frames) - drop <= state.maxFrames,
+                     "step produces more frames than the stream holds")
+        return embed(mel, frames: frames, drop: drop, workspace: state.workspace)
     }
 
     // MARK: Offline
@@ -102,11 +130,10 @@ package final class ConformerEncoder: Sendable {
         let w = EncoderWorkspace(encoder: self, rows: n, window: frames,
                                  attention: (queries: chunk, keys: (leftChunks + 1) * chunk))
         _ = embed(mel, frames: frames, drop: 0, workspace: w)
-        let mask = RelPositionMultiHeadAttention.Mode.chunkedLimited(chunk: chunk, leftChunks: leftChunks)
         for layer in layers {
             // Offline, every layer's convolution starts from silence.
             let convCache = ConformerConvolution.Cache(kernel: layer.conv.kernel, width: d)
-            layer(w.x, rows: n, attention: mask, convCache: convCache, workspace: w)
+            layer.offline(w.x, rows: n, chunk: chunk, leftChunks: leftChunks, convCache: convCache, workspace: w)
         }
         let result = Tensor(zeros: [n, d])
         result.data.update(from: w.x, count: n * d)

@@ -32,23 +32,50 @@ package struct ConformerLayer: Sendable {
         normOut = try LayerNorm(r, name + ".norm_out", width: d, epsilon: eps)
     }
 
-    /// One streaming step of `rows` frames x [rows, d], in place; reads and advances this layer's caches.
-    func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows: Int, cache: LayerCache, workspace: EncoderWorkspace) {
-        self(x, rows: rows, attention: .streaming(cache.attention), convCache: cache.conv, workspace: workspace)
+    /// One streaming step over the rows of one or more streams, in place: x [rows, d] holds each stream's rows
+    /// contiguously, and `stream(i)` gives stream i's rows and its caches of this layer. Everything row-wise (norms,
+    /// feed-forwards, every weight product) runs once over all rows, so the weights are read once for the batch;
+    /// attention and the depthwise convolution run per stream, each reading and advancing its own caches.
+    func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows n: Int, streams: Int,
+                        stream: (Int) -> (rows: Range<Int>, cache: LayerCache), workspace w: EncoderWorkspace) {
+        forward(x, rows: n, workspace: w,
+                attention: { normed in
+                    selfAttn.streaming(normed, rows: n, addingTo: x, streams: streams,
+                                       stream: { i in let s = stream(i); return (s.rows, s.cache.attention) },
+                                       workspace: w)
+                },
+                conv: { normed in
+                    conv(normed, rows: n, addingTo: x, streams: streams,
+                         stream: { i in let s = stream(i); return (s.rows, s.cache.conv) }, workspace: w)
+                })
     }
 
-    /// x [rows, d] through the block, in place.
-    func callAsFunction(_ x: UnsafeMutablePointer<Float>, rows n: Int, attention: RelPositionMultiHeadAttention.Mode,
-                        convCache: ConformerConvolution.Cache, workspace w: EncoderWorkspace) {
+    /// A whole utterance x [rows, d] through the block, in place, under NeMo's chunked-limited attention mask; the
+    /// convolution starts from `convCache` (silence for an offline pass).
+    func offline(_ x: UnsafeMutablePointer<Float>, rows n: Int, chunk: Int, leftChunks: Int,
+                 convCache: ConformerConvolution.Cache, workspace w: EncoderWorkspace) {
+        forward(x, rows: n, workspace: w,
+                attention: { normed in
+                    selfAttn.chunkedLimited(normed, rows: n, addingTo: x, chunk: chunk, leftChunks: leftChunks,
+                                            workspace: w)
+                },
+                conv: { normed in
+                    conv(normed, rows: n, addingTo: x, streams: 1, stream: { _ in (0..<n, convCache) }, workspace: w)
+                })
+    }
+
+    /// The macaron block around the two modules whose state differs between a streaming step and an offline pass.
+    private func forward(_ x: UnsafeMutablePointer<Float>, rows n: Int, workspace w: EncoderWorkspace,
+                         attention: (UnsafePointer<Float>) -> Void, conv: (UnsafePointer<Float>) -> Void) {
         let normed = w.normed
         normFeedForward1(x, rows: n, into: normed)
         feedForward1(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)
 
         normSelfAtt(x, rows: n, into: normed)
-        selfAttn(normed, rows: n, addingTo: x, attention, workspace: w)
+        attention(normed)
 
         normConv(x, rows: n, into: normed)
-        conv(normed, rows: n, addingTo: x, cache: convCache, workspace: w)
+        conv(normed)
 
         normFeedForward2(x, rows: n, into: normed)
         feedForward2(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)

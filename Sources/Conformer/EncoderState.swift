@@ -61,6 +61,62 @@ package final class EncoderState {
     }
 }
 
+/// The streams of one batched encoder step (see `ConformerEncoder.step(_:)`): each stream's rows, one after another,
+/// in a workspace sized for `capacity` streams of up to `maxFrames` rows. Allocated once and reused: `clear()` empties
+/// it for the next step.
+package final class EncoderBatch {
+    /// The most streams one step takes.
+    package let capacity: Int
+    /// The most rows one stream's step may add.
+    package let maxFrames: Int
+    let workspace: EncoderWorkspace
+    private var states: [EncoderState] = []
+    /// starts[i] is stream i's first row; starts[count] is the rows in all.
+    private var starts: [Int]
+
+    /// A batch of up to `capacity` streams whose steps produce at most `maxFrames` frames each.
+    package init(encoder: ConformerEncoder, capacity: Int, maxFrames: Int) {
+        self.capacity = max(1, capacity)
+        self.maxFrames = maxFrames
+        workspace = EncoderWorkspace(encoder: encoder, rows: self.capacity * maxFrames, window: 0,
+                                     attention: (queries: maxFrames, keys: encoder.leftContext + maxFrames))
+        states.reserveCapacity(self.capacity)
+        starts = [0]
+        starts.reserveCapacity(self.capacity + 1)
+    }
+
+    /// Streams added since the last `clear()`.
+    package var count: Int { states.count }
+    /// Rows of all of them.
+    package var rows: Int { starts[states.count] }
+
+    /// Stream i's rows after `ConformerEncoder.step(_:)`: [rows, d].
+    package func output(_ i: Int) -> (frames: UnsafePointer<Float>, rows: Int) {
+        (UnsafePointer(workspace.x + starts[i] * workspace.width), starts[i + 1] - starts[i])
+    }
+
+    /// Whether one more step of `state` fits.
+    package func hasRoom(for state: EncoderState) -> Bool { count < capacity && state.maxFrames <= maxFrames }
+
+    /// Empties the batch (its buffers stay).
+    package func clear() {
+        states.removeAll(keepingCapacity: true)
+        starts.removeAll(keepingCapacity: true)
+        starts.append(0)
+    }
+
+    func append(_ state: EncoderState, rows n: Int, from x: UnsafePointer<Float>) {
+        let d = workspace.width
+        (workspace.x + rows * d).update(from: x, count: n * d)
+        starts.append(rows + n)
+        states.append(state)
+    }
+
+    func segment(_ i: Int, layer: Int) -> (rows: Range<Int>, cache: LayerCache) {
+        (starts[i]..<starts[i + 1], states[i].layers[layer])
+    }
+}
+
 /// Scratch buffers for up to `rows` frames per layer, shared by every layer of a step (or of an offline pass).
 package final class EncoderWorkspace {
     package let rows: Int

@@ -17,14 +17,6 @@ package struct RelPositionMultiHeadAttention: Sendable {
     /// linear_pos of the table rows this attention can use, computed once at load.
     let positions: RelativePositions
 
-    /// Which keys each query sees.
-    package enum Mode {
-        /// A streaming step: the cache's valid rows, then this step's rows; every query sees every one of them.
-        case streaming(Cache)
-        /// A whole utterance under NeMo's chunked-limited mask: frame i sees its own chunk and `leftChunks` before.
-        case chunkedLimited(chunk: Int, leftChunks: Int)
-    }
-
     init(_ r: WeightReader, _ name: String, heads: Int, headDim: Int, table: Tensor,
          distances: ClosedRange<Int>) throws(LoaderError) {
         let d = heads * headDim
@@ -40,32 +32,48 @@ package struct RelPositionMultiHeadAttention: Sendable {
         positions = try RelativePositions(table: table, linearPos: linearPos, distances: distances, path: r.path)
     }
 
-    /// residual += MHA(a): `a` holds `rows` LayerNorm-ed inputs; in a streaming step they join the cache.
-    func callAsFunction(_ a: UnsafePointer<Float>, rows n: Int, addingTo residual: UnsafeMutablePointer<Float>,
-                        _ mode: Mode, workspace w: EncoderWorkspace) {
+    /// residual += MHA(a) for a streaming step of one or more streams: `a` holds `rows` LayerNorm-ed inputs,
+    /// `stream(i)` gives stream i's rows, which join its cache; each stream's queries see its cache's valid rows and
+    /// its own rows. The projections run once over all rows.
+    func streaming(_ a: UnsafePointer<Float>, rows n: Int, addingTo residual: UnsafeMutablePointer<Float>,
+                   streams: Int, stream: (Int) -> (rows: Range<Int>, cache: Cache), workspace w: EncoderWorkspace) {
         let d = heads * headDim
-        linearQ(a, rows: n, into: w.query, workspace: w)
-        switch mode {
-        case .streaming(let cache):
-            cache.append(a, rows: n, keys: linearK, values: linearV, workspace: w)
+        project(a, rows: n, workspace: w)
+        for i in 0..<streams {
+            let (range, cache) = stream(i)
+            let r = range.lowerBound * d
+            cache.append(inputs: a + r, keys: w.key + r, values: w.value + r, rows: range.count)
             let first = cache.firstVisibleRow
-            attend(q: w.query, queries: n, keys: cache.keys + first * d, values: cache.values + first * d,
-                   keyCount: cache.visibleRows, distanceOfFirstPair: cache.leftContext - first,
-                   context: w.context, scratch: w.attentionScratch)
+            attend(q: w.query + r, queries: range.count, keys: cache.keys + first * d,
+                   values: cache.values + first * d, keyCount: cache.visibleRows,
+                   distanceOfFirstPair: cache.leftContext - first, context: w.context + r, scratch: w.attentionScratch)
             cache.dropOldest()
-        case .chunkedLimited(let chunk, let leftChunks):
-            linearK(a, rows: n, into: w.key, workspace: w)
-            linearV(a, rows: n, into: w.value, workspace: w)
-            for start in stride(from: 0, to: n, by: chunk) {
-                let queries = min(chunk, n - start)
-                let firstKey = max(0, start - leftChunks * chunk)
-                attend(q: w.query + start * d, queries: queries, keys: w.key + firstKey * d,
-                       values: w.value + firstKey * d, keyCount: start + queries - firstKey,
-                       distanceOfFirstPair: start - firstKey, context: w.context + start * d,
-                       scratch: w.attentionScratch)
-            }
         }
         linearOut(w.context, rows: n, into: residual, accumulate: true, workspace: w)
+    }
+
+    /// residual += MHA(a) for a whole utterance under NeMo's chunked-limited mask: frame i sees its own chunk of
+    /// `chunk` frames and the `leftChunks` chunks before.
+    func chunkedLimited(_ a: UnsafePointer<Float>, rows n: Int, addingTo residual: UnsafeMutablePointer<Float>,
+                        chunk: Int, leftChunks: Int, workspace w: EncoderWorkspace) {
+        let d = heads * headDim
+        project(a, rows: n, workspace: w)
+        for start in stride(from: 0, to: n, by: chunk) {
+            let queries = min(chunk, n - start)
+            let firstKey = max(0, start - leftChunks * chunk)
+            attend(q: w.query + start * d, queries: queries, keys: w.key + firstKey * d,
+                   values: w.value + firstKey * d, keyCount: start + queries - firstKey,
+                   distanceOfFirstPair: start - firstKey, context: w.context + start * d,
+                   scratch: w.attentionScratch)
+        }
+        linearOut(w.context, rows: n, into: residual, accumulate: true, workspace: w)
+    }
+
+    /// Queries, keys and values of every row into the workspace.
+    private func project(_ a: UnsafePointer<Float>, rows n: Int, workspace w: EncoderWorkspace) {
+        linearQ(a, rows: n, into: w.query, workspace: w)
+        linearK(a, rows: n, into: w.key, workspace: w)
+        linearV(a, rows: n, into: w.value, workspace: w)
     }
 
     /// Scratch floats for a block of `queries` × `keys`.
@@ -150,14 +158,14 @@ extension RelPositionMultiHeadAttention {
         /// Valid cached rows plus the step's rows.
         var visibleRows: Int { length + pending }
 
-        /// Puts a step's inputs after the cached rows, with their key and value projections.
-        func append(_ a: UnsafePointer<Float>, rows n: Int, keys linearK: Linear, values linearV: Linear,
-                    workspace w: EncoderWorkspace) {
+        /// Puts a step's inputs, with their key and value projections, after the cached rows.
+        func append(inputs a: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+                    rows n: Int) {
             precondition(n <= capacity - leftContext, "a step of \(n) rows exceeds the \(capacity - leftContext) reserved")
             let tail = leftContext * width
             (inputs + tail).update(from: a, count: n * width)
-            linearK(a, rows: n, into: keys + tail, workspace: w)
-            linearV(a, rows: n, into: values + tail, workspace: w)
+            (keys + tail).update(from: k, count: n * width)
+            (values + tail).update(from: v, count: n * width)
             pending = n
         }
 

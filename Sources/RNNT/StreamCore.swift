@@ -32,12 +32,15 @@ final class StreamCore {
     private var lastCTC: Int
     private var encoderFrames = 0
     private var finished = false
+    /// Encoder steps wait for a `StreamBatch` to run them (until `finish()`, which runs the rest itself).
+    let batched: Bool
     private let features: Int
     private let frameSeconds: Double
 
     init(model: SpeechModel, lookahead: Int, convention: StreamingSchedule.Convention, decoder: SpeechModel.Decoder,
-         endpointing: Endpointing?) {
+         endpointing: Endpointing?, batched: Bool = false) {
         self.model = model
+        self.batched = batched
         self.endpointing = endpointing
         let e = model.encoder.description
         features = e.melFeatures
@@ -146,24 +149,44 @@ final class StreamCore {
 
     private func append(_ frame: UnsafeBufferPointer<Float>) { windows.append(frame) }
 
-    /// Every step whose window is complete (at the end, NeMo's end rule; see `MelWindowBuffer`).
+    /// Every step whose window is complete (at the end, NeMo's end rule; see `MelWindowBuffer`); a batched stream
+    /// leaves them to its batch until it finishes.
     private func runSteps() {
+        if batched && !finished { return }
         while let w = windows.next(into: window.data) {
             let n = model.encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: encoded.data)
-            decode(frames: n)
+            decode(encoded.data, frames: n)
         }
     }
 
-    private func decode(frames n: Int) {
+    // MARK: Batched steps
+
+    /// Adds this stream's next complete window to `batch`; false when it has none or the batch has no room.
+    func addStep(to batch: EncoderBatch) -> Bool {
+        guard batch.hasRoom(for: state), let w = windows.next(into: window.data) else { return false }
+        return model.encoder.add(state, mel: window.data, frames: w.length, drop: w.drop, to: batch) != nil
+    }
+
+    /// Decodes this stream's rows of a batched step; returns the tokens they made final.
+    func decodeStep(_ frames: UnsafePointer<Float>, rows n: Int) -> ArraySlice<Token> {
+        let before = tokens.count
+        decode(frames, frames: n)
+        return tokens[before...]
+    }
+
+    /// The most encoder frames one step of this stream produces.
+    var maxStepFrames: Int { state.maxFrames }
+
+    private func decode(_ encoded: UnsafePointer<Float>, frames n: Int) {
         let d = model.encoder.dModel
         if let greedy, let rnnt = model.rnnt {
-            greedy.decode(rnnt, frames: encoded.data, count: n, width: d, maxSymbols: model.maxSymbols) { emission in
+            greedy.decode(rnnt, frames: encoded, count: n, width: d, maxSymbols: model.maxSymbols) { emission in
                 tokens.append(token(emission.id, frame: emission.frame, logProbability: emission.logProbability))
                 speechEndFrame = emission.frame + 1
             }
         } else if useCTC, let ctc = model.ctc {
             for t in 0..<n {
-                let (k, logProbability) = ctc.best(encoded.data + t * d, logits: ctcLogits.data)
+                let (k, logProbability) = ctc.best(encoded + t * d, logits: ctcLogits.data)
                 if k != ctc.classes - 1 && k != lastCTC {
                     tokens.append(token(k, frame: encoderFrames + t, logProbability: logProbability))
                     speechEndFrame = encoderFrames + t + 1

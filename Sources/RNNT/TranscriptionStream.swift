@@ -64,15 +64,20 @@ public final class TranscriptionStream: @unchecked Sendable {
     /// The decoder in use.
     public let decoder: SpeechModel.Decoder
 
-    private let lock = NSLock()
-    private let core: StreamCore
+    let lock = NSLock()
+    let core: StreamCore
     private var subscribers: [AsyncStream<TranscriptionUpdate>.Continuation] = []
     /// The current endpoint was sent to subscribers.
     private var endpointPublished = false
 
     /// Opens a stream on `model`.
     /// - Throws: ``TranscriptionError`` when the model was not trained with the look-ahead or lacks the decoder.
-    public init(model: SpeechModel, options: Options = Options()) throws(TranscriptionError) {
+    public convenience init(model: SpeechModel, options: Options = Options()) throws(TranscriptionError) {
+        try self.init(model: model, options: options, batched: false)
+    }
+
+    /// A stream whose encoder steps a ``StreamBatch`` runs, when `batched`.
+    init(model: SpeechModel, options: Options, batched: Bool) throws(TranscriptionError) {
         let lookahead = options.lookahead ?? model.defaultLookahead
         guard let frames = model.frames(lookahead) else {
             throw .untrainedLookahead(lookahead, trained: model.lookaheads)
@@ -85,11 +90,12 @@ public final class TranscriptionStream: @unchecked Sendable {
         convention = options.convention
         self.decoder = decoder
         core = StreamCore(model: model, lookahead: frames, convention: options.convention.schedule, decoder: decoder,
-                          endpointing: options.endpointing)
+                          endpointing: options.endpointing, batched: batched)
     }
 
     /// Adds mono samples in [−1, 1] at `sampleRate` (resampled to the model's 16 kHz as they arrive) and returns the
-    /// tokens this made final. After ``finish()`` samples are ignored until ``reset()``.
+    /// tokens this made final. After ``finish()`` samples are ignored until ``reset()``. A stream of a ``StreamBatch``
+    /// only prepares the encoder's windows here (and returns no tokens): ``StreamBatch/step()`` runs them.
     /// - Throws: ``TranscriptionError/nonFiniteSample(seconds:)`` for a NaN or infinite sample (nothing of this block
     ///   is used), ``TranscriptionError/unsupportedSampleRate(_:)``.
     @discardableResult
@@ -97,10 +103,16 @@ public final class TranscriptionStream: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let tokens = try core.push(samples, sampleRate: sampleRate)
+        published(tokens[...])
+        return tokens
+    }
+
+    /// Tells subscribers about tokens that became final outside ``finish()``, and about a new endpoint. Called with
+    /// the lock held.
+    func published(_ tokens: ArraySlice<Token>) {
         let endpoint = core.isEndpoint && !endpointPublished
         if endpoint { endpointPublished = true }
         publish(tokens, final: false, endpoint: endpoint)
-        return tokens
     }
 
     /// Adds mono samples in [−1, 1] at `sampleRate`; see ``push(_:sampleRate:)-(UnsafeBufferPointer<Float>,_)``.
@@ -122,7 +134,7 @@ public final class TranscriptionStream: @unchecked Sendable {
         defer { lock.unlock() }
         let before = core.tokens.count
         let all = core.finish()
-        publish(Array(all[min(before, all.count)...]), final: true, endpoint: false)
+        publish(all[min(before, all.count)...], final: true, endpoint: false)
         return all
     }
 
@@ -176,9 +188,9 @@ public final class TranscriptionStream: @unchecked Sendable {
     }
 
     /// Called with the lock held.
-    private func publish(_ tokens: [Token], final: Bool, endpoint: Bool) {
+    private func publish(_ tokens: ArraySlice<Token>, final: Bool, endpoint: Bool) {
         guard !subscribers.isEmpty, final || endpoint || !tokens.isEmpty else { return }
-        let update = TranscriptionUpdate(tokens: tokens, text: Transcript.text(of: core.tokens), isFinal: final,
+        let update = TranscriptionUpdate(tokens: Array(tokens), text: Transcript.text(of: core.tokens), isFinal: final,
                                          isEndpoint: endpoint)
         for subscriber in subscribers {
             subscriber.yield(update)

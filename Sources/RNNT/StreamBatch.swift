@@ -1,0 +1,103 @@
+import Foundation
+import STTConformer
+
+/// Streams of one model whose encoder steps run together. A step takes every stream that has a complete window and
+/// multiplies their rows through each layer's weights at once, so N streams read the weights once per step instead
+/// of N times: on a CPU that spends its time waiting for weights, N streams cost little more than one. Attention and
+/// convolution still run per stream, each with its own caches, and every stream's tokens equal those of a stream
+/// opened on its own.
+///
+/// Open streams with ``makeStream(options:)`` and push audio into them from any thread; pushes then only compute
+/// features and return no tokens. Call ``step()`` or ``run()`` (from one thread or several: steps take turns) to run
+/// the encoder and decoder: tokens become final there, and ``TranscriptionStream/updates``,
+/// ``TranscriptionStream/tokens`` and ``TranscriptionStream/isEndpoint`` see them as usual.
+/// ``TranscriptionStream/finish()`` runs a stream's remaining steps itself. Streams may differ in look-ahead,
+/// decoder and options. A batch keeps only weak references: a stream leaves it when released.
+public final class StreamBatch: @unchecked Sendable {
+    /// The model every stream of the batch runs.
+    public let model: SpeechModel
+    /// The most streams one step advances (the rest wait for the next step, in turn).
+    public let maxStreams: Int
+
+    private struct Member {
+        weak var stream: TranscriptionStream?
+    }
+
+    /// Guards everything below; held for a whole step.
+    private let lock = NSLock()
+    private var members: [Member] = []
+    private var encoderBatch: EncoderBatch?
+    private var taken: [TranscriptionStream] = []
+    /// Where the next step starts looking, so that every stream gets its turn when more than `maxStreams` are ready.
+    private var cursor = 0
+
+    /// A batch for streams of `model` that advances up to `maxStreams` of them per step.
+    public init(model: SpeechModel, maxStreams: Int = 16) {
+        self.model = model
+        self.maxStreams = max(1, maxStreams)
+        taken.reserveCapacity(self.maxStreams)
+    }
+
+    /// Opens a stream whose encoder steps this batch runs.
+    /// - Throws: ``TranscriptionError`` as ``TranscriptionStream/init(model:options:)`` does.
+    public func makeStream(options: TranscriptionStream.Options = .init()) throws(TranscriptionError)
+        -> TranscriptionStream {
+        let stream = try TranscriptionStream(model: model, options: options, batched: true)
+        lock.withLock {
+            members.removeAll { $0.stream == nil }
+            members.append(Member(stream: stream))
+            let frames = stream.core.maxStepFrames
+            if (encoderBatch?.maxFrames ?? 0) < frames {
+                encoderBatch = EncoderBatch(encoder: model.encoder, capacity: maxStreams, maxFrames: frames)
+            }
+        }
+        return stream
+    }
+
+    /// Streams open in this batch.
+    public var streamCount: Int { lock.withLock { members.count(where: { $0.stream != nil }) } }
+
+    /// One batched step: every stream with a complete window (up to ``maxStreams``, taking turns) goes through the
+    /// encoder together, then each decodes its frames. Returns the streams it advanced (0 when none was ready).
+    @discardableResult
+    public func step() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let batch = encoderBatch, !members.isEmpty else { return 0 }
+        let count = members.count
+        var next = cursor
+        for k in 0..<count where taken.count < maxStreams {
+            let index = (cursor + k) % count
+            guard let stream = members[index].stream else { continue }
+            stream.lock.lock()
+            if stream.core.addStep(to: batch) {
+                taken.append(stream)
+                next = index + 1
+            } else {
+                stream.lock.unlock()
+            }
+        }
+        let advanced = taken.count
+        if advanced > 0 {
+            model.encoder.step(batch)
+            for (i, stream) in taken.enumerated() {
+                let output = batch.output(i)
+                stream.published(stream.core.decodeStep(output.frames, rows: output.rows))
+                stream.lock.unlock()
+            }
+        }
+        batch.clear()
+        taken.removeAll(keepingCapacity: true)
+        cursor = next % count
+        if members.contains(where: { $0.stream == nil }) { members.removeAll { $0.stream == nil } }
+        return advanced
+    }
+
+    /// Steps until no stream has a complete window; returns the steps run.
+    @discardableResult
+    public func run() -> Int {
+        var steps = 0
+        while step() > 0 { steps += 1 }
+        return steps
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import STTMallocCounter
+import STTTestFixtures
+import Testing
+import STTTensor
+@testable import STTConformer
+
+@Suite struct BatchedStepTests {
+    /// Streams of different recordings and look-aheads, joining at different steps and ending at different times:
+    /// every batched step gives each stream the outputs of its own unbatched step (within 1e-5 of the largest output),
+    /// and the caches stay equal too.
+    @Test(arguments: [[13], [0], [1], [6], [13, 0, 6, 1]])
+    func batchedStepsEqualSeparateSteps(lookaheads: [Int]) throws {
+        let encoder = try loadEncoder("small/la13")
+        let mels = try ["utt1", "utt2", "utt3", "stream"].map { try Fixtures.ref("small", "\($0)_mel") }
+        let count = 6
+        let schedules = (0..<count).map {
+            StreamingSchedule(lookahead: lookaheads[$0 % lookaheads.count], convention: .native)
+        }
+        let maxFrames = schedules.map(\.framesPerStep).max() ?? 1
+        let batch = EncoderBatch(encoder: encoder, capacity: count, maxFrames: maxFrames)
+        func state(_ s: StreamingSchedule) -> EncoderState {
+            EncoderState(encoder: encoder, maxFrames: s.framesPerStep, maxWindow: s.maxWindow)
+        }
+        let alone = schedules.map(state), batched = schedules.map(state)
+        var feeds = (0..<count).map { MelFeed(mels[$0 % mels.count], schedule: schedules[$0]) }
+        let windows = schedules.map { Tensor(zeros: [$0.maxWindow, 80]) }
+        let outputs = schedules.map { Tensor(zeros: [$0.framesPerStep, encoder.dModel]) }
+        var worst: Float = 0, batchedSteps = 0, widest = 0
+        for step in 0..<400 {
+            batch.clear()
+            var active: [(stream: Int, rows: Int)] = []
+            for i in 0..<count where step >= 3 * i {
+                guard let w = feeds[i].next(into: windows[i].data, finishing: .nemo) else { continue }
+                let n = encoder.step(alone[i], mel: windows[i].data, frames: w.length, drop: w.drop,
+                                     output: outputs[i].data)
+                let added = encoder.add(batched[i], mel: windows[i].data, frames: w.length, drop: w.drop, to: batch)
+                #expect(added == n)
+                active.append((i, n))
+            }
+            if active.isEmpty && step > 3 * count { break }
+            encoder.step(batch)
+            batchedSteps += 1
+            widest = max(widest, active.count)
+            for (k, (i, n)) in active.enumerated() {
+                let (frames, rows) = batch.output(k)
+                #expect(rows == n)
+                let reference = outputs[i].data
+                var scale: Float = 0, deviation: Float = 0
+                for j in 0..<(n * encoder.dModel) {
+                    scale = max(scale, abs(reference[j]))
+                    deviation = max(deviation, abs(reference[j] - frames[j]))
+                }
+                worst = max(worst, deviation / max(scale, 1e-12))
+            }
+        }
+        #expect(worst <= 1e-5, "largest scaled deviation \(worst)")
+        #expect(widest >= 3 && batchedSteps > 10, "\(batchedSteps) steps, at most \(widest) streams at once")
+        for (a, b) in zip(alone, batched) {
+            let (ca, cb) = (a.exportedCaches(), b.exportedCaches())
+            #expect(ca.length == cb.length)
+            let channel = zip(ca.channel.array, cb.channel.array).map { abs($0 - $1) }.max() ?? 0
+            #expect(channel <= 1e-4, "attention caches differ by \(channel)")
+        }
+    }
+
+    /// A batch holds what it can: a stream whose steps are wider than the batch's, or one beyond its capacity, is
+    /// refused without touching the stream.
+    @Test func aBatchRefusesWhatDoesNotFit() throws {
+        let encoder = try loadEncoder("small/la13")
+        let narrow = StreamingSchedule(lookahead: 0, convention: .native)
+        let wide = StreamingSchedule(lookahead: 13, convention: .native)
+        let batch = EncoderBatch(encoder: encoder, capacity: 1, maxFrames: narrow.framesPerStep)
+        let window = Tensor(zeros: [wide.maxWindow, 80])
+        let wideState = EncoderState(encoder: encoder, maxFrames: wide.framesPerStep, maxWindow: wide.maxWindow)
+        #expect(!batch.hasRoom(for: wideState))
+        #expect(encoder.add(wideState, mel: window.data, frames: wide.maxWindow, drop: 0, to: batch) == nil)
+        let states = (0..<2).map { _ in
+            EncoderState(encoder: encoder, maxFrames: narrow.framesPerStep, maxWindow: narrow.maxWindow)
+        }
+        let w = narrow.window(step: 0)
+        #expect(encoder.add(states[0], mel: window.data, frames: w.end - w.start, drop: 0, to: batch) != nil)
+        #expect(encoder.add(states[1], mel: window.data, frames: w.end - w.start, drop: 0, to: batch) == nil)
+        #expect(batch.count == 1)
+    }
+
+    /// After its first step a batch, like a stream, does not touch the heap, on one thread or two.
+    @Test(.enabled(if: malloc_counter_available() != 0, "this build cannot count heap allocations"),
+          arguments: [1, 2])
+    func batchedStepsAfterTheFirstMakeNoHeapAllocation(threads: Int) throws {
+        let encoder = try loadEncoder("tiny/la13", threads: threads)
+        let mel = try Fixtures.ref("tiny", "stream_mel")
+        let schedule = StreamingSchedule(lookahead: 1, convention: .native)
+        let batch = EncoderBatch(encoder: encoder, capacity: 4, maxFrames: schedule.framesPerStep)
+        let states = (0..<4).map { _ in
+            EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        }
+        let window = Tensor(zeros: [schedule.maxWindow, 80])
+        var feed = MelFeed(mel, schedule: schedule)
+        var allocations: [Int] = []
+        for _ in 0..<10 {
+            guard let w = feed.next(into: window.data) else { Issue.record("the mel stream ends"); break }
+            malloc_counter_start()
+            for state in states { _ = encoder.add(state, mel: window.data, frames: w.length, drop: w.drop, to: batch) }
+            encoder.step(batch)
+            batch.clear()
+            allocations.append(malloc_counter_stop())
+        }
+        #expect(allocations.dropFirst().allSatisfy { $0 == 0 }, "allocations per batched step: \(allocations)")
+    }
+}
