@@ -8,7 +8,7 @@ import STTTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measurements behind the benchmark scripts (scripts/bench drives these).",
-        subcommands: [BenchLoad.self, BenchEncoder.self, BenchLong.self])
+        subcommands: [BenchLoad.self, BenchEncoder.self, BenchLong.self, BenchStreams.self])
 }
 
 /// A memory figure of this process from /proc/self/status ("VmHWM:" peak, "VmRSS:" current), in bytes.
@@ -154,5 +154,61 @@ struct BenchLong: ParsableCommand {
         print("{\"minutes\": \(minutes), \"tokens\": \(tokens), \"seconds\": \(elapsed), \"rtf\": \(elapsed / Double(minutes * 60)), "
               + "\"rss_1min_bytes\": \(rssAtOneMinute), \"rss_end_bytes\": \(rssEnd), \"rss_change_percent\": \(change), "
               + "\"peak_rss_bytes\": \(peakResidentBytes())}")
+    }
+}
+
+struct BenchStreams: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "streams",
+        abstract: "Transcribe N streams of one model as one batch (StreamBatch); print one JSON line with the audio seconds processed per wall second.")
+
+    @Argument(help: "A model folder.")
+    var model: String
+
+    @Option(help: "Streams decoded together.")
+    var streams: Int = 1
+
+    @Option(help: "Look-ahead in ms (one the model was trained with).")
+    var lookahead: Int = 0
+
+    @Option(help: "Seconds of audio per stream (a recording repeated).")
+    var seconds: Int = 10
+
+    @Option(help: "Threads for the weight products.")
+    var threads: Int = 1
+
+    @Option(help: "Recording to repeat.")
+    var audio: String = "samples/green-apples.wav"
+
+    func run() throws {
+        Kernels.useSingleThreadedBLAS()
+        let speech: SpeechModel
+        let wav: WAVFile
+        do {
+            speech = try SpeechModel(folder: model, threads: threads)
+            wav = try WAVFile(path: audio)
+        } catch { throw CommandFailure(error) }
+        let clip = try Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
+        let batch = StreamBatch(model: speech, maxStreams: streams)
+        let options = TranscriptionStream.Options(lookahead: .milliseconds(lookahead))
+        let opened = try (0..<streams).map { _ in try batch.makeStream(options: options) }
+        let total = seconds * 16_000
+        // Each stream starts at another place in the recording, so that their inputs differ.
+        let blocks = opened.indices.map { i in
+            (0..<seconds).map { k in (0..<16_000).map { clip[(i * 4_000 + k * 16_000 + $0) % clip.count] } }
+        }
+        var tokens = 0, steps = 0
+        let start = DispatchTime.now()
+        for k in 0..<(total / 16_000) {
+            for (i, stream) in opened.enumerated() { try stream.push(blocks[i][k]) }
+            steps += batch.run()
+        }
+        for stream in opened { tokens += stream.finish().count }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let audioSeconds = Double(streams * seconds)
+        print("{\"streams\": \(streams), \"lookahead_ms\": \(lookahead), \"threads\": \(threads), "
+              + "\"audio_seconds\": \(audioSeconds), \"wall_seconds\": \(elapsed), "
+              + "\"audio_per_wall\": \(audioSeconds / elapsed), \"batched_steps\": \(steps), \"tokens\": \(tokens), "
+              + "\"kernels\": \"\(Kernels.variant)\"}")
     }
 }

@@ -44,6 +44,8 @@ struct CommandFailure: Error {
     let message: String
     init(_ message: String) { self.message = message }
     init(_ error: any Error) { self.message = "\(error)" }
+    /// The error itself when it is a CommandFailure already.
+    init(wrapping error: any Error) { self = error as? CommandFailure ?? CommandFailure(error) }
 }
 
 extension Int {

@@ -79,6 +79,9 @@ struct Transcribe: ParsableCommand {
     @Flag(help: "Report progress on stderr as lines (\"progress FILE PERCENT\"), also when stderr is not a terminal.")
     var progress = false
 
+    @Option(help: "Files decoded at once (1-64): their encoder steps run as one batch, one pass over the weights for all of them. Output is the same as with 1, in input order.")
+    var parallel: Int = 1
+
     @Argument(help: "Audio files ('-' reads stdin).")
     var files: [String]
 
@@ -87,6 +90,7 @@ struct Transcribe: ParsableCommand {
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one audio file (or '-' for stdin)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("stdin ('-') can be read only once") }
+        if !(1...64).contains(parallel) { throw ValidationError("--parallel takes 1 to 64 files at once") }
         if outputDir == nil {
             if formats.count > 1 {
                 throw ValidationError("several formats at once need --output-dir DIR (one file per input and format)")
@@ -120,50 +124,105 @@ struct Transcribe: ParsableCommand {
                 throw CommandFailure("cannot create the output folder \(outputDir): \(error.localizedDescription)")
             }
         }
+        // Up to `parallel` files are open at once; each round reads a second of every open file, then runs the steps
+        // that completed as batches. Results are written in input order as soon as those before them are.
+        let batch = StreamBatch(model: model, maxStreams: parallel)
+        var queue = files.indices.makeIterator()
+        var open: [Job] = []
+        var finished: [Int: Result<[String], CommandFailure>] = [:]
+        var written = 0
         var failed = false
-        for file in files {
-            do {
-                let source = try AudioSource(file)
-                let start = DispatchTime.now()
-                let stream = try TranscriptionStream(model: model, options: options)
-                let report = Progress(file: file, total: source.frameCount, lines: progress)
-                // A second at a time: a file of any length transcribes in the memory of one block and the transcript.
-                var block: [Float] = []
-                var frames = 0
-                while try source.read(maxFrames: source.sampleRate, into: &block) > 0 {
-                    try stream.push(block, sampleRate: source.sampleRate)
-                    frames += block.count
-                    report.update(frames)
+        while true {
+            while open.count < parallel, let index = queue.next() {
+                do {
+                    open.append(try Job(index: index, file: files[index], batch: batch, options: options,
+                                        progress: progress, bar: parallel == 1))
+                } catch {
+                    finished[index] = .failure(CommandFailure(wrapping: error))
                 }
-                guard frames > 0 else { throw CommandFailure("\(source.name): no audio samples") }
-                stream.finish()
-                report.done()
-                let seconds = Double(frames) / Double(source.sampleRate)
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-                let transcript = stream.transcript
-                for format in formats {
-                    let text = render(format, file: file, transcript: transcript, seconds: seconds, elapsed: elapsed,
-                                      stream: stream)
-                    if let outputDir {
-                        let path = (outputDir as NSString).appendingPathComponent("\(Self.stem(file)).\(format.fileExtension)")
-                        do {
-                            try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-                        } catch {
-                            throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
-                        }
-                    } else {
-                        print(text)
-                    }
+            }
+            if open.isEmpty && finished.isEmpty { break }
+            for job in open {
+                do {
+                    if try job.readBlock() { finished[job.index] = .success(try write(job)) }
+                } catch {
+                    finished[job.index] = .failure(CommandFailure(wrapping: error))
                 }
-            } catch let error as CommandFailure {
-                FileHandle.standardError.write(Data("stt: error: \(error.message)\n".utf8))
-                failed = true
-            } catch {
-                FileHandle.standardError.write(Data("stt: error: \(error)\n".utf8))
-                failed = true
+            }
+            open.removeAll { finished[$0.index] != nil }
+            batch.run()
+            while let result = finished.removeValue(forKey: written) {
+                switch result {
+                case .success(let lines):
+                    for line in lines { print(line) }
+                case .failure(let error):
+                    FileHandle.standardError.write(Data("stt: error: \(error.message)\n".utf8))
+                    failed = true
+                }
+                written += 1
             }
         }
         if failed { throw ExitCode(1) }
+    }
+
+    /// One input being transcribed.
+    final class Job {
+        let index: Int
+        let file: String
+        let source: AudioSource
+        let stream: TranscriptionStream
+        let report: Progress
+        let start = DispatchTime.now()
+        var block: [Float] = []
+        var frames = 0
+
+        init(index: Int, file: String, batch: StreamBatch, options: TranscriptionStream.Options, progress: Bool,
+             bar: Bool) throws {
+            self.index = index
+            self.file = file
+            source = try AudioSource(file)
+            stream = try batch.makeStream(options: options)
+            report = Progress(file: file, total: source.frameCount, lines: progress, bar: bar)
+        }
+
+        /// Pushes the next second of audio (a file of any length transcribes in the memory of one block and the
+        /// transcript); at the end, finishes the stream and returns true.
+        func readBlock() throws -> Bool {
+            if try source.read(maxFrames: source.sampleRate, into: &block) > 0 {
+                try stream.push(block, sampleRate: source.sampleRate)
+                frames += block.count
+                report.update(frames)
+                return false
+            }
+            guard frames > 0 else { throw CommandFailure("\(source.name): no audio samples") }
+            stream.finish()
+            report.done()
+            return true
+        }
+
+        var seconds: Double { Double(frames) / Double(source.sampleRate) }
+        var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9 }
+    }
+
+    /// Renders a finished job in every format: writes its files in the output folder, or returns the lines for stdout.
+    private func write(_ job: Job) throws(CommandFailure) -> [String] {
+        var lines: [String] = []
+        let transcript = job.stream.transcript
+        for format in formats {
+            let text = render(format, file: job.file, transcript: transcript, seconds: job.seconds,
+                              elapsed: job.elapsed, stream: job.stream)
+            if let outputDir {
+                let path = (outputDir as NSString).appendingPathComponent("\(Self.stem(job.file)).\(format.fileExtension)")
+                do {
+                    try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+                } catch {
+                    throw CommandFailure("cannot write \(path): \(error.localizedDescription)")
+                }
+            } else {
+                lines.append(text)
+            }
+        }
+        return lines
     }
 
     private func render(_ format: OutputFormat, file: String, transcript: Transcript, seconds: Double, elapsed: Double,
@@ -261,11 +320,12 @@ final class Progress {
     let bar: Bool
     let lines: Bool
     private var reported = -1
-    init(file: String, total: Int?, lines: Bool) {
+    /// `bar`: whether a bar may be drawn (one file at a time).
+    init(file: String, total: Int?, lines: Bool, bar: Bool = true) {
         self.file = file
         self.total = total ?? 0
         self.lines = lines
-        bar = !lines && isatty(2) == 1 && self.total > 30 * 16_000
+        self.bar = bar && !lines && isatty(2) == 1 && self.total > 30 * 16_000
     }
     func update(_ done: Int) {
         guard bar || lines else { return }

@@ -155,3 +155,32 @@ import Testing
         #expect(bad.status == 2)
     }
 }
+
+@Suite struct ParallelOptionTests {
+    static let inputs = ["samples/green-apples.wav", "models/frontend/speech_16k.wav", "models/frontend/quiet.wav",
+                         "models/frontend/green-apples-8k-stereo-float.wav", "models/frontend/speech_44k.wav",
+                         "models/frontend/silence.wav", "models/frontend/speech_8k.wav"]
+
+    /// Files decoded as one batch print exactly what they print one at a time, in input order, at every look-ahead
+    /// and in every output format; a bad file in the middle is reported in its place and the rest still run.
+    @Test(arguments: ["0", "80", "1040"])
+    func parallelFilesPrintWhatOneAtATimePrints(lookahead: String) throws {
+        let bad = FileManager.default.temporaryDirectory.appendingPathComponent("stt-parallel-\(UUID().uuidString).wav")
+        try Data("RIFF".utf8).write(to: bad)
+        defer { try? FileManager.default.removeItem(at: bad) }
+        var files = Self.inputs
+        files.insert(bad.path, at: 3)
+        for format in ["text", "json"] {
+            let options = ["transcribe", "-m", "models/small/la13", "--lookahead", lookahead, "--format", format]
+            let one = try STTProcess.run(options + files)
+            let three = try STTProcess.run(options + ["--parallel", "3"] + files)
+            let all = try STTProcess.run(options + ["--parallel", "16"] + files)
+            #expect(one.status == 1 && three.status == 1 && all.status == 1)
+            #expect(one.stdout.split(separator: "\n").count == Self.inputs.count, "\(one.stdout)")
+            #expect(three.stdout == one.stdout && all.stdout == one.stdout, "--format \(format) at \(lookahead) ms")
+            #expect(three.stderr == one.stderr && one.stderr.split(separator: "\n").count == 1, "\(one.stderr)")
+        }
+        let outOfRange = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--parallel", "0", files[0]])
+        #expect(outOfRange.status == 2)
+    }
+}
