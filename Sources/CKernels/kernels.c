@@ -5,9 +5,11 @@
 
 // exp(x) for float: x = n·ln2 + r with |r| ≤ ln2/2, exp(r) by a degree-6 polynomial (relative error below 2e-7 on
 // the reduced range), scaled by 2^n through the exponent bits. Branch-free so that loops around it vectorize.
-static inline float exp_approx(float x) {
-    x = x > 88.0f ? 88.0f : x;
-    x = x < -87.0f ? -87.0f : x;
+// A NaN (from a model file's weights) comes back as NaN: the clamps send it to a bound, so that no NaN is ever
+// converted to an integer, and the result is replaced by the input at the end.
+static inline float exp_approx(float input) {
+    float x = input < 88.0f ? input : 88.0f;
+    x = x > -87.0f ? x : -87.0f;
     const float log2e = 1.44269504088896341f;
     float n = __builtin_floorf(x * log2e + 0.5f);
     // ln2 split in two for an exact reduction.
@@ -22,7 +24,8 @@ static inline float exp_approx(float x) {
     p = p * r + 1.0f;
     union { float f; int32_t i; } scale;
     scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
+    float result = p * scale.f;
+    return input == input ? result : input;
 }
 
 #define DEFINE_KERNELS(SUFFIX, ATTR)                                                                           \

@@ -1,28 +1,37 @@
+import STTTensor
 import STTWeightLoader
 
 extension SpeechModel {
-    /// The precision of the weight files a model is loaded from.
+    /// The precision of a model's weights: which files it is loaded from and how its weight matrices are stored.
     ///
-    /// A sherpa-onnx folder may hold both: `encoder.onnx`, `decoder.onnx`, `joiner.onnx` (fp32) and
+    /// A sherpa-onnx folder may hold both `encoder.onnx`, `decoder.onnx`, `joiner.onnx` (fp32) and
     /// `encoder.int8.onnx`, `decoder.int8.onnx`, `joiner.int8.onnx` (int8). NeMo's own export is fp32 only.
     public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
-        /// 32-bit float weights: NeMo's export, or the plain `.onnx` files of a sherpa-onnx folder.
+        /// 32-bit float weights: NeMo's export, or the plain `.onnx` files of a sherpa-onnx folder. Exact.
         case fp32
+        /// The fp32 files, with the encoder's weight matrices stored as bfloat16 (rounded to nearest even) and
+        /// widened to float32 as they are multiplied: half the weight bytes each encoder step reads, so faster where
+        /// reading the weights is what takes the time. Everything else stays float32; the text may differ slightly
+        /// from fp32's.
+        case bf16
         /// 8-bit weights: the `*.int8.onnx` files of a sherpa-onnx folder (ONNX Runtime's dynamic quantization of the
         /// weight matrices). For now they are dequantized to float32 at load, so they save disk space but neither
         /// memory nor time, and the text may differ slightly from the fp32 files'.
         case int8
 
-        /// "fp32" or "int8".
+        /// "fp32", "bf16" or "int8".
         public var description: String { rawValue }
 
-        /// The loader's name for the same precision.
+        /// The files a model of this precision is loaded from.
         package var files: ModelFolder.Precision {
             switch self {
-            case .fp32: .fp32
+            case .fp32, .bf16: .fp32
             case .int8: .int8
             }
         }
+
+        /// How the encoder's weight matrices are stored.
+        package var storage: WeightPrecision { self == .bf16 ? .bf16 : .fp32 }
 
         package init(_ files: ModelFolder.Precision) {
             switch files {
@@ -31,10 +40,6 @@ extension SpeechModel {
             }
         }
     }
-
-    /// The precision of the files this model was loaded from: int8 when asked for, or when the folder has only int8
-    /// files; fp32 otherwise.
-    public var precision: Precision { Precision(folder.precision) }
 
     /// One line for a user when the precision was chosen without being asked for (a folder with only int8 files),
     /// else nil.

@@ -54,6 +54,8 @@ public final class SpeechModel: Sendable {
     public let decoders: [Decoder]
     /// Threads each weight product of this model's streams may use, the calling thread included.
     public let threads: Int
+    /// The precision of the weights: as asked for, or int8 when the folder has only int8 files; fp32 otherwise.
+    public let precision: Precision
     /// Milliseconds of audio per encoder frame (80 for the reference model's 8× subsampling of 10 ms mel frames).
     public let frameMilliseconds: Int
     package let maxSymbols: Int
@@ -68,14 +70,16 @@ public final class SpeechModel: Sendable {
     ///   - folder: the model folder.
     ///   - threads: threads a weight product may use (1 by default; the calling thread is one of them). The model
     ///     keeps its own workers; nothing process-wide is changed.
-    ///   - precision: which files to load where a folder holds both fp32 and int8 ones. nil (the default) loads the
-    ///     fp32 files, or the int8 files of a folder that has only those (the model's `precision` then says `.int8`).
-    ///     Asking for a precision the folder does not have is an error naming what it has.
+    ///   - precision: ``Precision/bf16`` stores the encoder's weights in 16 bits; otherwise which files to load where
+    ///     a folder holds both fp32 and int8 ones. nil (the default) loads the fp32 files, or the int8 files of a
+    ///     folder that has only those (the model's `precision` then says `.int8`). Asking for files the folder does
+    ///     not have is an error naming what it has.
     /// - Throws: `LoaderError` with a one-line message that says what is wrong and how to fix it.
     public init(folder: String, threads: Int = 1, precision: Precision? = nil) throws(LoaderError) {
         let path = folder
         let model = try LoadedModel(folder: path, precision: precision?.files)
         self.folder = model.folder
+        self.precision = precision == .bf16 ? .bf16 : Precision(model.folder.precision)
         metadata = model.metadata
         guard let tokens = model.tokens else {
             throw .modelFolder(path, "no tokens.txt (lines `piece id`, blank last); models/export_nemo.py writes it")
@@ -89,7 +93,8 @@ public final class SpeechModel: Sendable {
         defaultLookahead = Lookahead(milliseconds: exportLookahead * description.subsamplingFactor * 10)
         self.threads = max(1, threads)
         encoder = try ConformerEncoder(graph: model.encoder, description: description, leftContext: attention.leftContext,
-                                       maxLookahead: attention.maxLookahead, threads: self.threads)
+                                       maxLookahead: attention.maxLookahead, threads: self.threads,
+                                       precision: self.precision.storage)
         if let graph = model.decoder {
             rnnt = try RNNTDecoder(graph: graph, description: model.decoderDescription)
         } else {

@@ -180,8 +180,12 @@ struct BenchStreams: ParsableCommand {
     @Option(help: "Recording to repeat.")
     var audio: String = "samples/green-apples.wav"
 
+    @Flag(help: "Time the batched encoder steps alone (EncoderBatch), without features and decoder.")
+    var encoderOnly = false
+
     func run() throws {
         Kernels.useSingleThreadedBLAS()
+        if encoderOnly { return try runEncoder() }
         let speech: SpeechModel
         let wav: WAVFile
         do {
@@ -211,4 +215,41 @@ struct BenchStreams: ParsableCommand {
               + "\"audio_per_wall\": \(audioSeconds / elapsed), \"batched_steps\": \(steps), \"tokens\": \(tokens), "
               + "\"kernels\": \"\(Kernels.variant)\"}")
     }
+
+    /// Batched encoder steps of `streams` states over speech-like windows: the median step, as audio per wall second.
+    func runEncoder() throws {
+        let encoder: ConformerEncoder
+        do {
+            encoder = try ConformerEncoder(graph: ExportedGraph(path: try encoderFile(model)), threads: threads)
+        } catch { throw CommandFailure(error) }
+        guard lookahead % 80 == 0 else { throw CommandFailure("look-ahead \(lookahead) ms is not a whole number of 80 ms frames") }
+        let schedule = StreamingSchedule(lookahead: lookahead / 80, subsamplingFactor: encoder.description.subsamplingFactor,
+                                         convention: .exportCompatible)
+        let batch = EncoderBatch(encoder: encoder, capacity: streams, maxFrames: schedule.framesPerStep)
+        let states = (0..<streams).map { _ in
+            EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        }
+        let window = Tensor(zeros: [schedule.maxWindow, encoder.description.melFeatures])
+        var seed: UInt64 = 0x2545F4914F6CDD1D
+        for i in 0..<window.count {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            window.data[i] = Float(seed >> 40) / Float(1 << 24) * 20 - 16
+        }
+        var times: [Double] = []
+        let steps = max(8, seconds * 1000 / (schedule.hop * 10))
+        for k in 0..<(steps + 3) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for state in states { _ = encoder.add(state, mel: window.data, frames: schedule.maxWindow, drop: 2, to: batch) }
+            encoder.step(batch)
+            batch.clear()
+            if k >= 3 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        let audio = Double(schedule.hop * 10) / 1000 * Double(streams)
+        print("{\"streams\": \(streams), \"lookahead_ms\": \(lookahead), \"threads\": \(threads), "
+              + "\"median_step_ms\": \(median * 1000), \"audio_per_wall\": \(audio / median), "
+              + "\"kernels\": \"\(Kernels.variant)\"}")
+    }
 }
+extension SpeechModel.Precision: ExpressibleByArgument {}

@@ -5,15 +5,15 @@ import STTKit
 import STTTensor
 import STTWeightLoader
 
-/// fp32 against int8 weights of one model: how far the int8 encoder's outputs move, and how much of the fp32 text
+/// fp32 against int8 or bf16 weights of one model: how far the encoder's outputs move, and how much of the fp32 text
 /// survives.
 struct ComparePrecision: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare-precision",
-        abstract: "Compare a model's fp32 and int8 files: encoder deviation over N calls, token and character agreement.",
+        abstract: "Compare a model's fp32 weights with its int8 files or bf16 storage: encoder deviation over N calls, token and character agreement.",
         discussion: """
-            FP32 is loaded with its fp32 files and INT8 with its int8 files (one sherpa-onnx folder holding both may be \
-            given twice). The encoder deviation is the largest |int8 − fp32| over N export-convention calls at the \
+            FP32 is loaded with its fp32 files and CANDIDATE at --precision: its int8 files, or its fp32 files stored as \
+            bf16 (one folder may be given twice). The encoder deviation is the largest |candidate − fp32| over N export-convention calls at the \
             export's look-ahead, divided by the largest |fp32| output; the calls are fed the log-mel frames of the \
             recordings (repeated as needed), or synthetic speech-like frames without recordings. Agreement is \
             1 − edit distance / length of the fp32 result, over token ids and over the characters of the text, for \
@@ -23,8 +23,11 @@ struct ComparePrecision: ParsableCommand {
     @Argument(help: "The model folder with the fp32 files.")
     var fp32: String
 
-    @Argument(help: "The model folder with the int8 files (sherpa-onnx's *.int8.onnx).")
-    var int8: String
+    @Argument(help: "The model folder to compare: int8 files (sherpa-onnx's *.int8.onnx), or fp32 files for bf16.")
+    var candidate: String
+
+    @Option(help: "The candidate's precision: int8 or bf16.")
+    var precision: SpeechModel.Precision = .int8
 
     @Argument(help: "WAV recordings to transcribe with both.")
     var recordings: [String] = []
@@ -40,7 +43,7 @@ struct ComparePrecision: ParsableCommand {
         let reference: SpeechModel, quantized: SpeechModel
         do {
             reference = try SpeechModel(folder: fp32, precision: .fp32)
-            quantized = try SpeechModel(folder: int8, precision: .int8)
+            quantized = try SpeechModel(folder: candidate, precision: precision)
         } catch { throw CommandFailure(error) }
         // sherpa-onnx writes a character vocabulary's space as a space, NeMo's exporter as ▁.
         func pieces(_ model: SpeechModel) -> [String] { model.tokens.map { $0 == " " ? "\u{2581}" : $0 } }
@@ -62,8 +65,8 @@ struct ComparePrecision: ParsableCommand {
         let source = audio.isEmpty ? "synthetic log-mel frames"
             : "the log-mel frames of \(audio.map(\.name).joined(separator: ", "))"
         print("fp32      \(fp32) (\(reference.precision) files)")
-        print("int8      \(int8) (\(quantized.precision) files)")
-        print("encoder   \(calls) calls at [\(reference.encoder.leftContext),\(r)], \(source): max |int8 - fp32| "
+        print("\(precision)      \(candidate) (\(quantized.precision))")
+        print("encoder   \(calls) calls at [\(reference.encoder.leftContext),\(r)], \(source): max |\(precision) - fp32| "
               + "\(format(worst)), max |fp32| \(format(scale)), scaled \(format(worst / max(scale, .leastNormalMagnitude)))")
         guard !audio.isEmpty else { return }
 
@@ -81,10 +84,10 @@ struct ComparePrecision: ParsableCommand {
                 lowestTokens = min(lowestTokens, tokens)
                 lowestCharacters = min(lowestCharacters, characters)
                 print("\(name)  \(String(repeating: " ", count: max(0, 7 - lookahead.description.count)) + lookahead.description)  tokens \(percent(tokens)) (\(ids.0.count) fp32, "
-                      + "\(ids.1.count) int8\(ids.0 == ids.1 ? ", identical" : ""))  characters \(percent(characters))")
+                      + "\(ids.1.count) \(precision)\(ids.0 == ids.1 ? ", identical" : ""))  characters \(percent(characters))")
                 if texts && a.text != b.text {
                     print("  fp32: \(a.text)")
-                    print("  int8: \(b.text)")
+                    print("  \(precision): \(b.text)")
                 }
             }
         }

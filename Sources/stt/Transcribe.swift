@@ -32,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
-    @Option(help: "Weight files where a folder has both: fp32, or int8 (sherpa-onnx's *.int8.onnx, dequantized at load). Default: fp32, or int8 for a folder of int8 files only.")
+    @Option(help: "Weights: fp32 (exact); bf16 (the fp32 files, encoder weights stored in 16 bits: half the bytes per step, text may differ slightly); or int8 (sherpa-onnx's *.int8.onnx, dequantized at load). Default: fp32, or int8 for a folder of int8 files only.")
     var precision: SpeechModel.Precision?
 
     func load() throws -> (SpeechModel, TranscriptionStream.Options) {

@@ -130,9 +130,11 @@ private func expectFailure(_ status: stt_status, _ expectedStatus: stt_status, _
             bad.threads = threads
             expectFailure(stt_model_load(la13, &bad, &model), STT_ERROR_INVALID_ARGUMENT, "stt_model_load")
         }
-        var precision = options
-        precision.precision = 1
-        expectFailure(stt_model_load(la13, &precision, &model), STT_ERROR_UNSUPPORTED, "stt_model_load")
+        for value: Int32 in [2, -1, .max] {
+            var precision = options
+            precision.precision = value
+            expectFailure(stt_model_load(la13, &precision, &model), STT_ERROR_UNSUPPORTED, "stt_model_load")
+        }
         for size: UInt32 in [0, 4, UInt32(MemoryLayout<stt_model_options>.size) - 1, 1 << 20, .max] {
             var bad = options
             bad.struct_size = size

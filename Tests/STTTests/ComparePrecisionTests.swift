@@ -25,6 +25,18 @@ import Testing
         #expect(r.stdout.contains("lowest    tokens"), "\(r.stdout)")
     }
 
+    /// bf16 storage of the fp32 files, against the same files in fp32.
+    @Test func bf16IsComparedLikeInt8() throws {
+        let r = try STTProcess.run(["compare-precision", "models/small/la13", "models/small/la13", "--precision", "bf16",
+                                    "samples/green-apples.wav", "--calls", "10"], tool: "stt-dev")
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("encoder") }, "\(r.stdout)")
+        #expect(line.contains("max |bf16 - fp32|"), "\(line)")
+        let scaled = try #require(line.split(separator: " ").last.flatMap { Double($0) }, "\(line)")
+        #expect(scaled > 0 && scaled < 0.05, "\(line)")
+        #expect(r.stdout.contains("lowest    tokens"), "\(r.stdout)")
+    }
+
     @Test(arguments: [["models/tiny/sherpa", "models/tiny/sherpa"], ["models/tiny/sherpa", "models/small/sherpa-int8"],
                       ["models/tiny/sherpa", "models/tiny/sherpa-int8", "Package.swift"],
                       ["models/tiny/sherpa", "models/tiny/sherpa-int8", "--calls", "0"]])

@@ -151,6 +151,11 @@ import Testing
                                           "samples/green-apples.wav"])
         #expect(missing.status == 1 && missing.stdout.isEmpty)
         #expect(missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("no int8 files"), "\(missing.stderr)")
+        let bf16 = try STTProcess.run(["transcribe", "-m", "models/small/la13", "--precision", "bf16", "--parallel", "2",
+                                       "samples/green-apples.wav", "models/frontend/speech_16k.wav"])
+        let fp32 = try STTProcess.run(["transcribe", "-m", "models/small/la13", "samples/green-apples.wav",
+                                       "models/frontend/speech_16k.wav"])
+        #expect(bf16.status == 0 && bf16.stdout == fp32.stdout, "\(bf16.stderr)")
         let bad = try STTProcess.run(["transcribe", "-m", "models/small/sherpa", "--precision", "fp8", "samples/green-apples.wav"])
         #expect(bad.status == 2)
     }

@@ -94,6 +94,14 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
             #expect(abs(Double(sigmoid[i]) - exact) <= 2e-7 * max(1e-30, exact) + 1e-38, "sigmoid(\(v))")
             #expect(abs(Double(swish[i]) - Double(v) * exact) <= 1e-6 * max(1, abs(Double(v) * exact)), "swish(\(v))")
         }
+        // A NaN (a model file's weights can hold one) stays NaN, and infinities saturate; neither converts a NaN to
+        // an integer (UBSan checks that in the sanitizer run).
+        var special: [Float] = [.nan, .infinity, -.infinity, .nan, 1, .nan, 0, -.nan, 2, 3, .nan, 4, 5, 6, 7, .nan, 8]
+        var gates = special
+        Kernels.sigmoid(&gates, count: special.count)
+        Kernels.swish(&special, count: special.count)
+        #expect(gates[0].isNaN && gates[1] == 1 && gates[2] < 1e-37 && gates[15].isNaN && gates[16] > 0.99)
+        #expect(special[0].isNaN && special[1] == .infinity && special[15].isNaN && abs(special[16] - 8) < 0.01)
         let wide: [Float] = [2, -4, 0, 0]           // one row, channels 2: a = [2, -4], gate = [0, 0]
         var glu = [Float](repeating: 0, count: 2)
         Kernels.glu(wide, rows: 1, channels: 2, into: &glu)

@@ -32,15 +32,20 @@ public func stt_model_load(_ folder: UnsafePointer<CChar>?, _ options: UnsafePoi
         guard settings.threads >= 1 && settings.threads <= largestThreadCount else {
             throw .argument(function, "threads is \(settings.threads); it must be 1 ... \(largestThreadCount)")
         }
-        guard settings.precision == Int32(STT_PRECISION_FP32) else {
+        let precision: SpeechModel.Precision
+        switch settings.precision {
+        case Int32(STT_PRECISION_FP32): precision = .fp32
+        case Int32(STT_PRECISION_BF16): precision = .bf16
+        default:
             throw Failure(status: STT_ERROR_UNSUPPORTED, message: "\(function): precision \(settings.precision) is not "
-                          + "available; this version computes in fp32 only (STT_PRECISION_FP32)")
+                          + "available; this version has STT_PRECISION_FP32 and STT_PRECISION_BF16")
         }
         guard let path = String(validatingCString: folder) else {
             throw .argument(function, "folder is not valid UTF-8")
         }
         do throws(LoaderError) {
-            let loaded = try SpeechModel(folder: path, threads: Int(settings.threads))
+            let loaded = try SpeechModel(folder: path, threads: Int(settings.threads),
+                                         precision: precision == .fp32 ? nil : precision)
             model.pointee = retained(ModelHandle(loaded))
         } catch {
             throw Failure(status: STT_ERROR_MODEL, message: error.description)

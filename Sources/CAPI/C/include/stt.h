@@ -97,8 +97,11 @@ void stt_free(void *pointer);
 
 /* Precision of the weights the engine computes with. */
 enum {
-    /* 32-bit floats: the only precision of this version (int8 exports are expanded to it when loaded). */
-    STT_PRECISION_FP32 = 0
+    /* 32-bit floats, exact (int8 exports are expanded to it when loaded). */
+    STT_PRECISION_FP32 = 0,
+    /* The fp32 files with the encoder's weight matrices stored as bfloat16: half the bytes each step reads; the text
+     * may differ slightly from fp32's. */
+    STT_PRECISION_BF16 = 1
 };
 
 /* How a model is loaded. Fill with stt_model_options_init, then change fields. */
@@ -109,7 +112,7 @@ typedef struct stt_model_options {
     /* Threads each weight product of the model's streams may use, the calling thread included: 1 ... 64. Default 1.
      * The model owns these threads; nothing process-wide changes. */
     int32_t threads;
-    /* STT_PRECISION_FP32 (the default and, in this version, the only value; others are STT_ERROR_UNSUPPORTED). */
+    /* STT_PRECISION_FP32 (the default) or STT_PRECISION_BF16; others are STT_ERROR_UNSUPPORTED. */
     int32_t precision;
 } stt_model_options;
 
