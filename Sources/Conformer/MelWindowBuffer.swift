@@ -33,6 +33,12 @@ package struct MelWindowBuffer: Sendable {
         stored.reserveCapacity(4 * schedule.maxWindow * features)
     }
 
+    /// Frames waiting for steps: 0 while the next window is incomplete, else its new frames and every frame after it.
+    package var framesBeyondNextWindow: Int {
+        let w = schedule.window(step: steps)
+        return frames >= w.end ? frames - w.end + min(schedule.hop, w.length) : 0
+    }
+
     /// Adds the next mel frame (`features` values). Ignored after `finish`.
     package mutating func append(_ frame: UnsafeBufferPointer<Float>) {
         precondition(frame.count == features, "a mel frame has \(features) values, not \(frame.count)")

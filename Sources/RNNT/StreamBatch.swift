@@ -19,8 +19,12 @@ public final class StreamBatch: @unchecked Sendable {
     /// The most streams one step advances (the rest wait for the next step, in turn).
     public let maxStreams: Int
 
+    /// What runs after a step that advanced a stream (see ``makeStream(options:afterStep:)``).
+    public typealias StepHandler = @Sendable (TranscriptionStream) -> Void
+
     private struct Member {
         weak var stream: TranscriptionStream?
+        let afterStep: StepHandler?
     }
 
     /// Guards everything below; held for a whole step.
@@ -28,24 +32,32 @@ public final class StreamBatch: @unchecked Sendable {
     private var members: [Member] = []
     private var encoderBatch: EncoderBatch?
     private var taken: [TranscriptionStream] = []
+    private var handlers: [(StepHandler, TranscriptionStream)] = []
     /// Where the next step starts looking, so that every stream gets its turn when more than `maxStreams` are ready.
     private var cursor = 0
+    private var largest = 0
 
     /// A batch for streams of `model` that advances up to `maxStreams` of them per step.
     public init(model: SpeechModel, maxStreams: Int = 16) {
         self.model = model
         self.maxStreams = max(1, maxStreams)
         taken.reserveCapacity(self.maxStreams)
+        handlers.reserveCapacity(self.maxStreams)
     }
 
     /// Opens a stream whose encoder steps this batch runs.
+    /// - Parameters:
+    ///   - afterStep: called after every step that advanced the stream, on the thread that ran the step, before the
+    ///     batch runs another: the place to react to the step's tokens and endpoints (for instance to close an
+    ///     utterance) exactly as a separate stream's caller would after its push. It runs with no lock of the stream
+    ///     held, so it may use the stream; it must not call this batch.
     /// - Throws: ``TranscriptionError`` as ``TranscriptionStream/init(model:options:)`` does.
-    public func makeStream(options: TranscriptionStream.Options = .init()) throws(TranscriptionError)
-        -> TranscriptionStream {
+    public func makeStream(options: TranscriptionStream.Options = .init(), afterStep: StepHandler? = nil)
+        throws(TranscriptionError) -> TranscriptionStream {
         let stream = try TranscriptionStream(model: model, options: options, batched: true)
         lock.withLock {
             members.removeAll { $0.stream == nil }
-            members.append(Member(stream: stream))
+            members.append(Member(stream: stream, afterStep: afterStep))
             let frames = stream.core.maxStepFrames
             if (encoderBatch?.maxFrames ?? 0) < frames {
                 encoderBatch = EncoderBatch(encoder: model.encoder, capacity: maxStreams, maxFrames: frames)
@@ -53,6 +65,9 @@ public final class StreamBatch: @unchecked Sendable {
         }
         return stream
     }
+
+    /// The most streams one step has advanced so far.
+    public var largestStep: Int { lock.withLock { largest } }
 
     /// Streams open in this batch.
     public var streamCount: Int { lock.withLock { members.count(where: { $0.stream != nil }) } }
@@ -72,12 +87,14 @@ public final class StreamBatch: @unchecked Sendable {
             stream.lock.lock()
             if stream.core.addStep(to: batch) {
                 taken.append(stream)
+                if let handler = members[index].afterStep { handlers.append((handler, stream)) }
                 next = index + 1
             } else {
                 stream.lock.unlock()
             }
         }
         let advanced = taken.count
+        largest = max(largest, advanced)
         if advanced > 0 {
             model.encoder.step(batch)
             for (i, stream) in taken.enumerated() {
@@ -88,6 +105,8 @@ public final class StreamBatch: @unchecked Sendable {
         }
         batch.clear()
         taken.removeAll(keepingCapacity: true)
+        for (handler, stream) in handlers { handler(stream) }
+        handlers.removeAll(keepingCapacity: true)
         cursor = next % count
         if members.contains(where: { $0.stream == nil }) { members.removeAll { $0.stream == nil } }
         return advanced

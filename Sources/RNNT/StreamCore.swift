@@ -174,6 +174,9 @@ final class StreamCore {
         return tokens[before...]
     }
 
+    /// Seconds of audio in complete windows that no step has run yet (a batched stream's until its batch steps it).
+    var waitingSeconds: Double { Double(windows.framesBeyondNextWindow) * Double(MelFrontend.hop) / Double(MelFrontend.sampleRate) }
+
     /// The most encoder frames one step of this stream produces.
     var maxStepFrames: Int { state.maxFrames }
 

@@ -173,6 +173,9 @@ public final class TranscriptionStream: @unchecked Sendable {
     public var text: String { lock.withLock { Transcript.text(of: core.tokens) } }
     /// Words so far.
     public var words: [Word] { lock.withLock { Transcript.words(of: core.tokens) } }
+    /// Seconds of audio whose windows are complete but not yet run: what a ``StreamBatch`` still has to step for
+    /// this stream (0 for a stream that steps in its own pushes).
+    package var waitingSeconds: Double { lock.withLock { core.waitingSeconds } }
     /// Seconds of audio pushed so far.
     public var duration: Double { lock.withLock { core.duration } }
     /// Text, tokens, words and segments so far.

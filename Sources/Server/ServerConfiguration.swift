@@ -10,8 +10,10 @@ package struct ServerConfiguration: Sendable {
     package var port = 6006
     /// Clients streaming at once; connection N+1 is refused with HTTP 503 at the handshake.
     package var maxClients = 64
-    /// Threads that run the decoding, shared by every connection.
+    /// Threads that run the decoding, shared by every connection: each steps its own batch of connections.
     package var workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Connections one batched step takes at most (the rest of a worker's connections wait for its next step).
+    package var maxBatch = 16
     /// Seconds a connection may stay silent (no message while the server waits for one) before it is closed; the
     /// same bound applies to finishing the HTTP handshake.
     package var idleTimeout: Double = 30

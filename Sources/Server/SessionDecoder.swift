@@ -5,7 +5,11 @@ import NIOWebSocket
 import STTKit
 
 /// The decoding side of one connection. The event loop queues audio and ends of audio; the worker pool runs them, one
-/// job at a time per connection (so a connection's work stays in order), and hands the results back in order.
+/// job at a time per connection (so a connection's work stays in order): a job pushes the audio into the connection's
+/// stream, which only computes features, and wakes the connection's `BatchStepper`. The stepper runs the encoder for
+/// every ready connection of its batch at once; after each step that advanced this connection's stream it calls
+/// `stepped()`, which judges endpoints and hands the results back, as a separate stream's caller would after its
+/// push.
 ///
 /// A job takes everything queued when it starts; when more arrived meanwhile it is submitted again behind the other
 /// connections' jobs, so a connection with a backlog does not hold a worker while others wait.
@@ -26,41 +30,48 @@ final class SessionDecoder: @unchecked Sendable {
         case finished(seconds: Double, segments: Int)
     }
 
-    /// What one job produced.
+    /// What one job or step produced (possibly nothing: the connection's backlog is looked at again on delivery).
     struct Batch {
         var outputs: [Output]
     }
 
     private let pool: NIOThreadPool
+    private let stepper: BatchStepper
     private let deliver: @Sendable (Batch) -> Void
 
     // Shared with the event loop, under `lock`.
     private let lock = NIOLock()
     private var inputs: [Input] = []
     private var queued = 0
+    /// Samples pushed into the stream whose steps have not run (as of the last push or step).
+    private var waiting = 0
     private var scheduled = false
     private var cancelled = false
 
-    // Worker state: only jobs touch it, and jobs of one connection never overlap (the lock orders them).
+    // Results: jobs and the stepper's `stepped()` both change these and deliver, under `work`, so that everything a
+    // connection is sent stays in order.
+    private let work = NIOLock()
     private let stream: TranscriptionStream
-    /// Samples per push: about one encoder step, so endpoints are judged as often as the model advances.
-    private let piece: Int
     private var segment = 0
     private var segmentStart = 0.0
+    /// Tokens of the current segment in the last result sent.
+    private var sent = 0
 
     /// - Throws: ``TranscriptionError`` when the options do not fit the model.
-    init(model: SpeechModel, options: TranscriptionStream.Options, pool: NIOThreadPool,
+    init(options: TranscriptionStream.Options, stepper: BatchStepper, pool: NIOThreadPool,
          deliver: @escaping @Sendable (Batch) -> Void) throws(TranscriptionError) {
-        stream = try TranscriptionStream(model: model, options: options)
-        piece = max(1, (stream.lookahead.milliseconds + model.frameMilliseconds) * 16)
+        let relay = StepRelay()
+        stream = try stepper.batch.makeStream(options: options, afterStep: { _ in relay.decoder?.stepped() })
+        self.stepper = stepper
         self.pool = pool
         self.deliver = deliver
+        relay.decoder = self
     }
 
-    /// Samples queued and not yet decoded.
-    var queuedSamples: Int { lock.withLock { queued } }
+    /// Samples queued or pushed and not yet decoded.
+    var queuedSamples: Int { lock.withLock { queued + waiting } }
 
-    /// Queues input and returns the samples now queued.
+    /// Queues input and returns the samples now waiting for decoding.
     @discardableResult
     func enqueue(_ input: Input) -> Int {
         let (submit, total): (Bool, Int) = lock.withLock {
@@ -69,14 +80,14 @@ final class SessionDecoder: @unchecked Sendable {
             if case .audio(let samples) = input { queued += samples.count }
             let submit = !scheduled
             scheduled = true
-            return (submit, queued)
+            return (submit, queued + waiting)
         }
         if submit { schedule() }
         return total
     }
 
-    /// Drops whatever is queued; a running job stops at its next piece (the closed connection ignores what it hands
-    /// back).
+    /// Drops whatever is queued; a running job stops at its next input (the closed connection ignores what it hands
+    /// back), and steps no longer report to it.
     func cancel() {
         lock.withLock {
             cancelled = true
@@ -107,19 +118,25 @@ final class SessionDecoder: @unchecked Sendable {
             return inputs
         }
         guard let batch else { return }
-        var outputs: [Output] = []
         var consumed = 0
         loop: for input in batch {
+            guard !isCancelled else { break }
             switch input {
             case .audio(let samples):
                 consumed += samples.count
-                if let failure = decode(samples, into: &outputs) {
-                    outputs.append(failure)
+                do throws(TranscriptionError) {
+                    try stream.push(samples)
+                } catch {
                     cancel()
+                    work.withLock { deliver(Batch(outputs: [.failure(.dataInconsistentWithMessage, error.description)])) }
                     break loop
                 }
+                noteWaiting()
+                stepper.wake()
             case .end:
-                finish(into: &outputs)
+                // The windows already complete run as steps first, so that their endpoints count as they would live.
+                stepper.batch.run()
+                work.withLock { finish() }
             }
         }
         let again: Bool = lock.withLock {
@@ -128,37 +145,33 @@ final class SessionDecoder: @unchecked Sendable {
             if !again { scheduled = false }
             return again
         }
-        if !outputs.isEmpty || !isCancelled {
-            deliver(Batch(outputs: outputs))
-        }
+        if !isCancelled { deliver(Batch(outputs: [])) }
         if again { schedule() }
     }
 
-    /// Pushes samples a piece at a time; returns a failure output when the audio cannot be decoded.
-    private func decode(_ samples: [Float], into outputs: inout [Output]) -> Output? {
-        var changed = false
-        var failure: Output?
-        samples.withUnsafeBufferPointer { buffer in
-            var start = 0
-            while start < buffer.count, failure == nil, !isCancelled {
-                let end = min(buffer.count, start + piece)
-                do throws(TranscriptionError) {
-                    let tokens = try stream.push(UnsafeBufferPointer(rebasing: buffer[start..<end]))
-                    if !tokens.isEmpty { changed = true }
-                    if stream.isEndpoint {
-                        endSegment(into: &outputs)
-                        changed = false
-                    }
-                } catch {
-                    failure = .failure(.dataInconsistentWithMessage, error.description)
+    private func noteWaiting() {
+        let samples = Int((stream.waitingSeconds * 16_000).rounded())
+        lock.withLock { waiting = samples }
+    }
+
+    /// After a step advanced the stream: a result when tokens became final, and at an endpoint the segment's final
+    /// result, then the next segment.
+    fileprivate func stepped() {
+        noteWaiting()
+        guard !isCancelled else { return }
+        work.withLock {
+            var outputs: [Output] = []
+            if stream.isEndpoint {
+                endSegment(into: &outputs)
+            } else {
+                let count = stream.tokens.count
+                if count != sent {
+                    outputs.append(.message(result(final: false, eof: false)))
+                    sent = count
                 }
-                start = end
             }
+            deliver(Batch(outputs: outputs))
         }
-        if failure == nil, changed {
-            outputs.append(.message(result(final: false, eof: false)))
-        }
-        return failure
     }
 
     /// An endpoint: the segment's result with `is_final`, then the next segment starts where this one ended. As in
@@ -168,20 +181,30 @@ final class SessionDecoder: @unchecked Sendable {
         let utterance = stream.endUtterance()
         if !utterance.transcript.tokens.isEmpty { segment += 1 }
         segmentStart = utterance.end
+        sent = 0
     }
 
-    private func finish(into outputs: inout [Output]) {
+    /// The end of a recording: the stream's last steps, its last result and `Done!`; then a fresh stream.
+    private func finish() {
         stream.finish()
-        outputs.append(.message(result(final: true, eof: true)))
-        outputs.append(.message("Done!"))
-        outputs.append(.finished(seconds: stream.duration, segments: segment + (stream.tokens.isEmpty ? 0 : 1)))
+        let segments = segment + (stream.tokens.isEmpty ? 0 : 1)
+        deliver(Batch(outputs: [.message(result(final: true, eof: true)), .message("Done!"),
+                                .finished(seconds: stream.duration, segments: segments)]))
         stream.reset()
         segment = 0
         segmentStart = 0
+        sent = 0
+        noteWaiting()
     }
 
     private func result(final: Bool, eof: Bool) -> String {
         RecognitionResult(tokens: stream.tokens, segment: segment, segmentStart: segmentStart, isFinal: final,
                           isEOF: eof).json
     }
+}
+
+/// The way from a stream's step handler back to its connection, which owns the stream (so the handler holds the
+/// connection weakly). Set once, before any audio reaches the stream.
+private final class StepRelay: @unchecked Sendable {
+    weak var decoder: SessionDecoder?
 }

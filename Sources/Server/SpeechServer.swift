@@ -14,14 +14,17 @@ import STTKit
 /// `is_final` at each endpoint, a last one with `is_final` and `is_eof`, then the text `Done!`. The connection may
 /// then stream another recording.
 ///
-/// Networking runs on one event loop; decoding runs on a pool of `workers` threads, never on the event loop. A
-/// connection whose queued audio exceeds the backlog bound is not read until the pool catches up.
+/// Networking runs on one event loop, never decoding. Each of `workers` threads steps a batch of connections (up to
+/// `maxBatch` per step) through the encoder together, one pass over the weights per step for all of them; a new
+/// connection joins the batch with the fewest. A pool of as many threads pushes the connections' audio and finishes
+/// their streams. A connection whose queued audio exceeds the backlog bound is not read until decoding catches up.
 package final class SpeechServer: Sendable {
     package let model: SpeechModel
     package let configuration: ServerConfiguration
 
     private let group: MultiThreadedEventLoopGroup
     private let pool: NIOThreadPool
+    private let steppers: [BatchStepper]
     private let state = NIOLockedValueBox(State())
     private let listener = NIOLockedValueBox<Channel?>(nil)
     private let peakBacklog = NIOLockedValueBox(0)
@@ -43,12 +46,16 @@ package final class SpeechServer: Sendable {
         self.configuration = configuration
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = NIOThreadPool(numberOfThreads: max(1, configuration.workers))
+        steppers = (0..<max(1, configuration.workers)).map { _ in
+            BatchStepper(model: model, maxStreams: max(1, configuration.maxBatch))
+        }
     }
 
     /// Binds and starts accepting connections; returns the port listened on.
     @discardableResult
     package func start() async throws -> Int {
         pool.start()
+        for (i, stepper) in steppers.enumerated() { stepper.start(name: "stt-batch-\(i)") }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -62,6 +69,7 @@ package final class SpeechServer: Sendable {
             channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
         } catch {
             try? await pool.shutdownGracefully()
+            for stepper in steppers { stepper.stop() }
             try? await group.shutdownGracefully()
             throw ServerError.cannotListen(host: configuration.host, port: configuration.port, reason: Self.reason(error))
         }
@@ -74,6 +82,9 @@ package final class SpeechServer: Sendable {
 
     /// Connections admitted as WebSocket clients now.
     package var sessionCount: Int { state.withLockedValue { $0.sessions } }
+
+    /// The most connections one batched step has taken.
+    package var largestBatch: Int { steppers.map(\.batch.largestStep).max() ?? 0 }
 
     /// The most audio any one connection has had queued for decoding, in seconds.
     package var peakBacklogSeconds: Double { Double(peakBacklog.withLockedValue { $0 }) / 16_000 }
@@ -99,6 +110,7 @@ package final class SpeechServer: Sendable {
         }
         deadline.cancel()
         try? await pool.shutdownGracefully()
+        for stepper in steppers { stepper.stop() }
         try? await group.shutdownGracefully()
     }
 
@@ -185,11 +197,14 @@ package final class SpeechServer: Sendable {
         try pipeline.addHandler(NIOWebSocketFrameAggregator(
             minNonFinalFragmentSize: 1, maxAccumulatedFrameCount: 1 << 16,
             maxAccumulatedFrameSize: configuration.maxMessageBytes))
-        let model = model, options = configuration.stream, pool = pool, peakBacklog = peakBacklog
+        let options = configuration.stream, pool = pool, peakBacklog = peakBacklog
+        let stepper = steppers.min { $0.streamCount < $1.streamCount } ?? steppers[0]
         try pipeline.addHandler(SessionHandler(
             name: name, configuration: configuration,
             recordBacklog: { samples in peakBacklog.withLockedValue { $0 = max($0, samples) } },
-            makeDecoder: { deliver in try SessionDecoder(model: model, options: options, pool: pool, deliver: deliver) }))
+            makeDecoder: { deliver in
+                try SessionDecoder(options: options, stepper: stepper, pool: pool, deliver: deliver)
+            }))
     }
 }
 

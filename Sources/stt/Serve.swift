@@ -24,8 +24,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Clients at once; one more is refused with HTTP 503.")
     var maxClients = 64
 
-    @Option(help: "Decoding threads shared by all clients. Default: one per core.")
+    @Option(help: "Decoding threads shared by all clients, each stepping a batch of them. Default: one per core.")
     var workers: Int?
+
+    @Option(help: "Clients one batched step takes at most: their audio goes through the weights together.")
+    var maxBatch = 16
 
     @Option(help: "Seconds without a message from a client (or to finish the handshake) before its connection is closed.")
     var idleTimeout = 30.0
@@ -74,6 +77,7 @@ struct Serve: ParsableCommand {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard maxClients >= 1 else { throw ValidationError("--max-clients must be at least 1") }
         if let workers, !(1...1024).contains(workers) { throw ValidationError("--workers must be 1…1024") }
+        guard (1...256).contains(maxBatch) else { throw ValidationError("--max-batch must be 1…256") }
         guard idleTimeout.isFinite, idleTimeout > 0, idleTimeout <= 86_400 else {
             throw ValidationError("--idle-timeout must be a number of seconds in (0, 86400]")
         }
@@ -92,6 +96,7 @@ struct Serve: ParsableCommand {
         settings.port = port
         settings.maxClients = maxClients
         if let workers { settings.workers = workers }
+        settings.maxBatch = maxBatch
         settings.idleTimeout = idleTimeout
         settings.maxMessageBytes = maxMessageBytes
         settings.maxBacklogSeconds = maxBacklog
@@ -105,7 +110,8 @@ struct Serve: ParsableCommand {
         do {
             try server.serveUntilSignalled { port in
                 settings.log("listening on ws://\(host):\(port) (look-ahead \(stream.lookahead), \(stream.decoder.rawValue), "
-                    + "\(settings.workers) worker\(settings.workers == 1 ? "" : "s"), up to \(maxClients) clients)")
+                    + "\(settings.workers) worker\(settings.workers == 1 ? "" : "s"), batches of up to \(maxBatch), "
+                    + "up to \(maxClients) clients)")
             }
         } catch {
             throw CommandFailure(error)

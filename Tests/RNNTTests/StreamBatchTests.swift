@@ -66,6 +66,40 @@ import STTKit
         #expect(all == (try transcribe(model, audio, .init())))
     }
 
+    /// The step handler runs once for each step that advanced its stream, after the step, and may use the stream:
+    /// closing utterances there at endpoints gives the utterances of a separate stream closed after each step.
+    @Test func stepHandlersSeeEveryStepAndMayCloseUtterances() throws {
+        let model = try TranscriptionTests.model.get()
+        let once = try Fixtures.ref("small", "utt1_audio").integers.map { Float($0) / 32768 }
+        let audio = once + [Float](repeating: 0, count: 48_000) + once
+        let options = TranscriptionStream.Options(lookahead: .milliseconds(80), endpointing: Endpointing())
+        // A separate stream fed 80 ms a push, so that each push runs at most one step (160 ms at this look-ahead).
+        let separate = try TranscriptionStream(model: model, options: options)
+        var expected: [String] = []
+        for start in stride(from: 0, to: audio.count, by: 1_280) {
+            try separate.push(Array(audio[start..<min(audio.count, start + 1_280)]))
+            if separate.isEndpoint { expected.append(separate.endUtterance().transcript.text) }
+        }
+        separate.finish()
+        expected.append(separate.endUtterance().transcript.text)
+
+        let batch = StreamBatch(model: model)
+        let calls = Counter()
+        let stream = try batch.makeStream(options: options) { stream in
+            calls.add(1)
+            if stream.isEndpoint { calls.append(stream.endUtterance().transcript.text) }
+        }
+        var steps = 0
+        for start in stride(from: 0, to: audio.count, by: 16_000) {
+            try stream.push(Array(audio[start..<min(audio.count, start + 16_000)]))
+            steps += batch.run()
+        }
+        stream.finish()
+        let utterances = calls.texts + [stream.endUtterance().transcript.text]
+        #expect(calls.count == steps && steps > 10)
+        #expect(utterances == expected && expected.count >= 2, "\(utterances) vs \(expected)")
+    }
+
     /// A released stream leaves its batch.
     @Test func releasedStreamsLeaveTheBatch() throws {
         let model = try TranscriptionTests.model.get()
@@ -103,4 +137,15 @@ import STTKit
         }
         return (tokens.map { $0 ?? [] }, widest)
     }
+}
+
+/// Calls and texts recorded from a step handler.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var calls = 0
+    private var recorded: [String] = []
+    func add(_ n: Int) { lock.withLock { calls += n } }
+    func append(_ text: String) { lock.withLock { recorded.append(text) } }
+    var count: Int { lock.withLock { calls } }
+    var texts: [String] { lock.withLock { recorded } }
 }

@@ -80,6 +80,37 @@ struct ServerTests {
             return texts
         }
         #expect(texts == expected)
+        // Clients streaming at once share steps: each worker's batch took several of them in one pass.
+        #expect(server.server.largestBatch >= 2, "largest batch \(server.server.largestBatch)")
+        await server.stop()
+    }
+
+    /// One worker with batches of at most three: sixteen clients at once still each get their own text.
+    @Test func smallBatchesTakeTurns() async throws {
+        let model = try Shared.model()
+        let recordings = try Shared.recordings()
+        let inputs = (0..<16).map { i in Array(recordings[i % recordings.count].prefix(16_000 * (2 + i % 3))) }
+        let expected = try inputs.map { try model.transcribe(samples: $0).text }
+        let server = try await TestServer {
+            $0.workers = 1
+            $0.maxBatch = 3
+        }
+        let texts = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for (i, input) in inputs.enumerated() {
+                group.addTask {
+                    let client = try await server.connect()
+                    try await client.stream(input, block: 3_200)
+                    let session = await client.collect()
+                    try await client.close()
+                    return (i, session.text)
+                }
+            }
+            var texts = [String](repeating: "", count: inputs.count)
+            for try await (i, text) in group { texts[i] = text }
+            return texts
+        }
+        #expect(texts == expected)
+        #expect((1...3).contains(server.server.largestBatch), "largest batch \(server.server.largestBatch)")
         await server.stop()
     }
 
