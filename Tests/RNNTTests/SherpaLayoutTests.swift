@@ -154,7 +154,8 @@ import STTKit
         #expect(unasked.precision == .int8)
         #expect(unasked.precisionNote?.contains("only int8 files") == true, "\(unasked.precisionNote ?? "no note")")
         #expect(try SpeechModel(folder: Fixtures.folder("tiny/la13")).precision == .fp32)
-        #expect(SpeechModel.Precision.allCases.map(\.description) == ["fp32", "int8"])
+        #expect(SpeechModel.Precision.allCases.map(\.description) == ["fp32", "bf16", "int8"])
+        #expect(try SpeechModel(folder: dir, precision: .bf16).precision == .bf16)
     }
 
     /// Asking for files the folder lacks is one line naming what it has.
