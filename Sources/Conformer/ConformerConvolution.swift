@@ -30,6 +30,7 @@ package struct ConformerConvolution: Sendable {
         let conv = w.hidden + rows * 2 * d  // [rows, d]
         pointwiseConv1(x, rows: rows, into: wide, workspace: w)
         Kernels.glu(wide, rows: rows, channels: d, into: w.glu)
+        w.profile?.lap(.convPointwise)
         for i in 0..<streams {
             let (range, cache) = stream(i)
             let first = range.lowerBound * d
@@ -38,9 +39,12 @@ package struct ConformerConvolution: Sendable {
                                             bias: depthwiseBias.data, into: conv + first)
             cache.append(w.glu + first, rows: range.count)
         }
+        w.profile?.lap(.convDepthwise)
         batchNorm(conv, rows: rows, into: conv)
+        w.profile?.lap(.layerNorm)
         Kernels.swish(conv, count: rows * d)
         pointwiseConv2(conv, rows: rows, into: residual, accumulate: true, workspace: w)
+        w.profile?.lap(.convPointwise)
     }
 
     /// Scratch floats per row the module needs in the workspace's `hidden` (the GLU input and the conv output).

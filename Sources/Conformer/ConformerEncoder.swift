@@ -55,6 +55,16 @@ package final class ConformerEncoder: Sendable {
     }
 
     package var dModel: Int { description.dModel }
+
+    /// The weight matrices every streaming step multiplies by (the layers' and the stem's output projection; not
+    /// linear_pos, which is applied once at load): what a step must read, for the benchmarks' limits.
+    package var stepMatrices: [PackedMatrix] {
+        layers.flatMap { layer in
+            [layer.feedForward1.linear1, layer.feedForward1.linear2, layer.selfAttn.linearQ, layer.selfAttn.linearK,
+             layer.selfAttn.linearV, layer.selfAttn.linearOut, layer.conv.pointwiseConv1, layer.conv.pointwiseConv2,
+             layer.feedForward2.linear1, layer.feedForward2.linear2].map(\.weight)
+        } + [preEncode.out.weight]
+    }
     package var threads: Int { pool?.threads ?? 1 }
 
     /// The stem, its first `drop` frames discarded, then x-scaling: mel [frames, features] → workspace.x [n, d].
@@ -76,12 +86,15 @@ package final class ConformerEncoder: Sendable {
     package func step(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
                      output: UnsafeMutablePointer<Float>) -> Int {
         let w = state.workspace
+        w.profile?.start()
         let n = embed(state, mel: mel, frames: frames, drop: drop)
+        w.profile?.lap(.stem)
         guard n > 0 else { return 0 }
         for (layer, cache) in zip(layers, state.layers) {
             layer(w.x, rows: n, streams: 1, stream: { _ in (0..<n, cache) }, workspace: w)
         }
         output.update(from: w.x, count: n * dModel)
+        w.profile?.lap(.other)
         return n
     }
 
@@ -103,6 +116,7 @@ package final class ConformerEncoder: Sendable {
         let w = batch.workspace
         let n = batch.rows
         guard n > 0 else { return }
+        w.profile?.start()
         for (l, layer) in layers.enumerated() {
             layer(w.x, rows: n, streams: batch.count, stream: { i in batch.segment(i, layer: l) }, workspace: w)
         }

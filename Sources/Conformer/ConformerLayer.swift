@@ -67,19 +67,26 @@ package struct ConformerLayer: Sendable {
     /// The macaron block around the two modules whose state differs between a streaming step and an offline pass.
     private func forward(_ x: UnsafeMutablePointer<Float>, rows n: Int, workspace w: EncoderWorkspace,
                          attention: (UnsafePointer<Float>) -> Void, conv: (UnsafePointer<Float>) -> Void) {
-        let normed = w.normed
+        let normed = w.normed, profile = w.profile
         normFeedForward1(x, rows: n, into: normed)
+        profile?.lap(.layerNorm)
         feedForward1(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)
+        profile?.lap(.feedForward)
 
         normSelfAtt(x, rows: n, into: normed)
+        profile?.lap(.layerNorm)
         attention(normed)
 
         normConv(x, rows: n, into: normed)
+        profile?.lap(.layerNorm)
         conv(normed)
 
         normFeedForward2(x, rows: n, into: normed)
+        profile?.lap(.layerNorm)
         feedForward2(normed, rows: n, addingTo: x, scale: 0.5, workspace: w)
+        profile?.lap(.feedForward)
 
         normOut(x, rows: n, into: x)
+        profile?.lap(.layerNorm)
     }
 }

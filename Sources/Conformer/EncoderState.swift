@@ -141,6 +141,8 @@ package final class EncoderWorkspace {
     let products: UnsafeMutablePointer<Float>
     /// The model's threads for the weight products.
     let pool: ComputePool?
+    /// Where the steps' time goes, when someone is measuring it.
+    package var profile: OperatorProfile?
 
     /// - Parameters:
     ///   - rows: the most frames a layer processes at once; `window`: the most mel frames the stem takes at once.

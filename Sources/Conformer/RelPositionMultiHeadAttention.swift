@@ -39,6 +39,7 @@ package struct RelPositionMultiHeadAttention: Sendable {
                    streams: Int, stream: (Int) -> (rows: Range<Int>, cache: Cache), workspace w: EncoderWorkspace) {
         let d = heads * headDim
         project(a, rows: n, workspace: w)
+        w.profile?.lap(.attentionProjections)
         for i in 0..<streams {
             let (range, cache) = stream(i)
             let r = range.lowerBound * d
@@ -49,7 +50,9 @@ package struct RelPositionMultiHeadAttention: Sendable {
                    distanceOfFirstPair: cache.leftContext - first, context: w.context + r, scratch: w.attentionScratch)
             cache.dropOldest()
         }
+        w.profile?.lap(.attentionCore)
         linearOut(w.context, rows: n, into: residual, accumulate: true, workspace: w)
+        w.profile?.lap(.attentionProjections)
     }
 
     /// residual += MHA(a) for a whole utterance under NeMo's chunked-limited mask: frame i sees its own chunk of

@@ -69,6 +69,9 @@ struct BenchEncoder: ParsableCommand {
     @Option(help: "How the weight matrices are stored: fp32 or bf16.")
     var precision: WeightPrecision = .fp32
 
+    @Flag(help: "Also print where the time goes by operator, the weight bytes and product FLOPs per call, and this machine's measured read bandwidth.")
+    var profile = false
+
     func run() throws {
         Kernels.useSingleThreadedBLAS()
         let encoderPath = try encoderFile(path)
@@ -100,8 +103,26 @@ struct BenchEncoder: ParsableCommand {
         times.sort()
         let median = times[times.count / 2]
         let audioMs = Double(schedule.hop * 10)
+        var extra = ""
+        if profile {
+            // The same calls again, each operator charged as it runs.
+            let sections = OperatorProfile()
+            state.workspace.profile = sections
+            for _ in 0..<calls {
+                encoder.step(state, mel: window.data, frames: schedule.maxWindow, drop: 2, output: out.data)
+            }
+            state.workspace.profile = nil
+            let shares = OperatorProfile.Section.allCases.map { section in
+                "\"\(section.name)\": \(sections.seconds[section.rawValue] * 1000 / Double(calls))"
+            }
+            let matrices = encoder.stepMatrices
+            let bytes = matrices.map(\.byteCount).reduce(0, +)
+            let flops = 2 * matrices.map { $0.rows * $0.columns }.reduce(0, +) * schedule.framesPerStep
+            extra = ", \"profile_ms\": {\(shares.joined(separator: ", "))}, \"weight_bytes\": \(bytes), "
+                + "\"product_flops\": \(flops), \"read_gb_per_s\": \(measuredReadBandwidth())"
+        }
         print("{\"lookahead\": \(lookahead), \"threads\": \(encoder.threads), \"precision\": \"\(precision.rawValue)\", \"median_ms\": \(median), \"min_ms\": \(times[0]), "
-              + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"}")
+              + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"\(extra)}")
     }
 }
 
@@ -253,3 +274,28 @@ struct BenchStreams: ParsableCommand {
     }
 }
 extension SpeechModel.Precision: ExpressibleByArgument {}
+
+/// GB/s one thread reads from memory: the best of five sums over 512 MiB (far beyond any cache), in 16-float vectors.
+func measuredReadBandwidth() -> Double {
+    let count = 512 << 20 / MemoryLayout<SIMD16<Float>>.stride
+    let buffer = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: count)
+    defer { buffer.deallocate() }
+    buffer.initialize(repeating: SIMD16(repeating: 1), count: count)
+    var best = 0.0
+    var sink = SIMD16<Float>()
+    for _ in 0..<5 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var a = SIMD16<Float>(), b = SIMD16<Float>()
+        var i = 0
+        while i + 1 < count {
+            a += buffer[i]
+            b += buffer[i + 1]
+            i += 2
+        }
+        sink += a + b
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        best = max(best, Double(count * MemoryLayout<SIMD16<Float>>.stride) / seconds / 1e9)
+    }
+    if sink.sum() == -1 { FileHandle.standardError.write(Data("?".utf8)) }   // keeps the sums
+    return best
+}
