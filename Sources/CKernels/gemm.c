@@ -320,7 +320,9 @@ static void gemm_with(const gemm_variant *v, ck_pool *pool, const float *x, long
 
 long ck_gemm_scratch_size(long m, long k) {
     const gemm_variant *v = selected();
-    return v->packs_rows && m > 1 ? (m + v->tile_rows - 1) / v->tile_rows * v->tile_rows * k : 0;
+    long rows = v->packs_rows && m > 1 ? (m + v->tile_rows - 1) / v->tile_rows * v->tile_rows * k : 0;
+    long int8 = ck_gemm_int8_scratch_size(m, k);
+    return rows > int8 ? rows : int8;
 }
 
 void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, const float *packed, long n, float *y,

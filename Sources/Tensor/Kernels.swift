@@ -64,13 +64,19 @@ package enum Kernels {
             ck_gemm_packed(pool?.handle, x, m, w.rows, ldx, w.storage.data, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
         case .bf16:
             ck_gemm_packed_bf16(pool?.handle, x, m, w.rows, ldx, w.bf16, w.columns, y, ldy, accumulate ? 1 : 0, scratch)
+        case .int8:
+            ck_gemm_packed_int8(pool?.handle, x, m, w.rows, ldx, w.int8, w.scales, w.columns, y, ldy, accumulate ? 1 : 0,
+                                scratch)
         }
     }
 
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
     package static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
 
-    package static var variant: String { String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) }
+    package static var variant: String {
+        String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) + ", int8 products "
+            + String(cString: ck_gemm_int8_variant())
+    }
 
     /// For a command-line tool's main: OpenBLAS, which does only the small attention products, on one thread so that
     /// its spinning workers never compete with a `ComputePool`. The engine itself leaves BLAS's setting to the app.

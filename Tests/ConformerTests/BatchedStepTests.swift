@@ -3,6 +3,7 @@ import STTMallocCounter
 import STTTestFixtures
 import Testing
 import STTTensor
+import STTWeightLoader
 @testable import STTConformer
 
 @Suite struct BatchedStepTests {
@@ -107,5 +108,40 @@ import STTTensor
             allocations.append(malloc_counter_stop())
         }
         #expect(allocations.dropFirst().allSatisfy { $0 == 0 }, "allocations per batched step: \(allocations)")
+    }
+}
+
+/// The encoder with int8 weights (per-column scales, rows rounded per step): close to float32 on the trained fixture,
+/// and batched like any other.
+@Suite struct Int8EncoderTests {
+    @Test func int8StepsStayCloseToFP32() throws {
+        let graph = try ExportedGraph(path: Fixtures.encoderFile("small/la13"))
+        let fp32 = try ConformerEncoder(graph: graph), int8 = try ConformerEncoder(graph: graph, precision: .int8)
+        let mel = try Fixtures.ref("small", "stream_mel")
+        let schedule = StreamingSchedule(lookahead: 13, convention: .exportCompatible)
+        let states = [fp32, int8].map {
+            EncoderState(encoder: $0, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        }
+        let window = Tensor(zeros: [schedule.maxWindow, 80])
+        let outputs = [fp32, int8].map { Tensor(zeros: [schedule.framesPerStep, $0.dModel]) }
+        var feed = MelFeed(mel, schedule: schedule)
+        var worst: Float = 0, scale: Float = 0, calls = 0
+        while let w = feed.next(into: window.data) {
+            var rows = 0
+            for (i, encoder) in [fp32, int8].enumerated() {
+                rows = encoder.step(states[i], mel: window.data, frames: w.length, drop: w.drop, output: outputs[i].data)
+            }
+            for j in 0..<(rows * fp32.dModel) {
+                worst = max(worst, abs(outputs[1].data[j] - outputs[0].data[j]))
+                scale = max(scale, abs(outputs[0].data[j]))
+            }
+            calls += 1
+        }
+        print("int8 encoder against fp32 on small/la13 stream_mel: \(calls) calls, max |int8 - fp32| \(worst), "
+              + "max |fp32| \(scale), scaled \(worst / scale)")
+        #expect(calls > 5 && worst > 0 && worst / scale < 0.05, "scaled deviation \(worst / scale)")
+        #expect(int8.stepMatrices.allSatisfy { $0.precision == .int8 })
+        let bytes = (fp32.stepMatrices.map(\.byteCount).reduce(0, +), int8.stepMatrices.map(\.byteCount).reduce(0, +))
+        #expect(Double(bytes.1) < 0.3 * Double(bytes.0), "int8 holds \(bytes.1) bytes against fp32's \(bytes.0)")
     }
 }

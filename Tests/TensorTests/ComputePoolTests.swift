@@ -19,18 +19,25 @@ import Testing
             let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: precision) }
             let bf16: Int32 = precision == .bf16 ? 1 : 0
             var scratch = [Float](repeating: 0, count: max(1, Kernels.gemmScratch(rows: m, inputs: k)))
+            func product(_ pool: ComputePool?, _ y: inout [Float], _ accumulate: Int32, _ scratch: UnsafeMutablePointer<Float>?) {
+                if precision == .int8 {
+                    _ = ck_gemm_packed_int8_variant(variant, pool?.handle, x, m, k, k, packed.int8, packed.scales, n, &y,
+                                                    n, accumulate, scratch)
+                } else {
+                    _ = ck_gemm_packed_variant(variant, pool?.handle, x, m, k, k, packed.storage.data, bf16, n, &y, n,
+                                               accumulate, scratch)
+                }
+            }
             for accumulate: Int32 in [0, 1] {
                 var alone = [Float](repeating: 0.5, count: m * n)
-                _ = ck_gemm_packed_variant(variant, nil, x, m, k, k, packed.storage.data, bf16, n, &alone, n, accumulate, nil)
+                product(nil, &alone, accumulate, nil)
                 for pool in pools {
                     for useScratch in [false, true] {
                         var split = [Float](repeating: 0.5, count: m * n)
                         if useScratch {
-                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, bf16, n, &split,
-                                                       n, accumulate, &scratch)
+                            product(pool, &split, accumulate, &scratch)
                         } else {
-                            _ = ck_gemm_packed_variant(variant, pool.handle, x, m, k, k, packed.storage.data, bf16, n, &split,
-                                                       n, accumulate, nil)
+                            product(pool, &split, accumulate, nil)
                         }
                         let what = "variant \(variant), \(precision), \(pool.threads) threads, m \(m) k \(k) n \(n), "
                             + "accumulate \(accumulate)"

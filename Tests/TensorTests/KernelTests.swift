@@ -245,3 +245,92 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         #expect(zip(y, rounded).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 }
+
+/// int8 weights: per-column scales, rows rounded at run time, exact integer sums; every variant against a reference
+/// written here from the definition.
+@Suite struct Int8Tests {
+    /// round(v / scale) clamped to ±127, as the definition says (ties to even).
+    static func quantize(_ v: Float, _ scale: Float) -> Int {
+        guard scale > 0 else { return 0 }
+        let q = v / scale
+        guard !q.isNaN else { return 127 }
+        return Int(min(127, max(-127, q)).rounded(.toNearestOrEven))
+    }
+
+    /// y = t_row · s_col · Σ q_x · q_w, with t = max|row| / 127 and s = max|column| / 127.
+    static func reference(_ x: [Float], _ w: [Float], m: Int, k: Int, n: Int) -> [Float] {
+        let s = (0..<n).map { j in (0..<k).map { abs(w[$0 * n + j]) }.max().map { $0 / 127 } ?? 0 }
+        var y = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            let largest = (0..<k).map { abs(x[i * k + $0]) }.max() ?? 0
+            let t = largest > 0 ? largest / 127 : 0
+            for j in 0..<n {
+                var sum = 0
+                for p in 0..<k { sum += quantize(x[i * k + p], t) * quantize(w[p * n + j], s[j]) }
+                y[i * n + j] = Float(sum) * t * s[j]
+            }
+        }
+        return y
+    }
+
+    @Test func packingScalesEachColumnAndRounds() {
+        // Two columns: [1, −0.5, 0.25] and [NaN, 2, 0]; one row of k = 3.
+        let w: [Float] = [1, .nan, -0.5, 2, 0.25, 0]
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: 3, columns: 2, precision: .int8) }
+        #expect(packed.precision == .int8 && packed.scales[0] == 1 / 127 && packed.scales[1] == 2 / Float(127))
+        // Panel layout: pair p, column c, then the pair's two rows.
+        let q = packed.int8
+        #expect(q[0] == 127 && q[1] == -64 && q[2] == 0 && q[3] == 127)    // (w00, w10 = −63.5 → even), (NaN → 0, w11)
+        #expect(q[32] == 32 && q[33] == 0 && q[34] == 0 && q[35] == 0)     // (w20, pad), (w21, pad)
+        let tall = [Float](repeating: 1, count: 65_537)
+        let kept = tall.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: 65_537, columns: 1, precision: .int8) }
+        #expect(kept.precision == .fp32, "sums of more than 65,536 rows could overflow 32 bits")
+    }
+
+    /// Every variant, tile shapes and column tails, both layouts, accumulating or not: bit for bit the reference, and
+    /// within the rounding of both operands of the float32 product.
+    @Test(arguments: [1, 2, 6, 7, 14, 30])
+    func productsEqualTheDefinition(rows m: Int) {
+        for variant: Int32 in [1, 0] {
+            for (k, n) in [(7, 5), (64, 16), (97, 33), (512, 29)] {
+                var x = values(m * k, seed: UInt64(m * 37 + k)), w = values(k * n, seed: UInt64(n + 11))
+                x[0] *= 40   // one large input: the row's scale follows it
+                let expected = Self.reference(x, w, m: m, k: k, n: n)
+                let exact = naiveProduct(x, w, m: m, k: k, n: n)
+                let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .int8) }
+                var wt = [Float](repeating: 0, count: k * n)
+                for p in 0..<k { for j in 0..<n { wt[j * k + p] = w[p * n + j] } }
+                let fromTorch = wt.withUnsafeBufferPointer {
+                    PackedMatrix($0.baseAddress!, rows: k, columns: n, transposed: true, precision: .int8)
+                }
+                var y = [Float](repeating: 0, count: m * n), z = [Float](repeating: 1, count: m * n)
+                var scratch = [Float](repeating: 0, count: Kernels.gemmScratch(rows: m, inputs: k))
+                guard ck_gemm_packed_int8_variant(variant, nil, x, m, k, k, packed.int8, packed.scales, n, &y, n, 0,
+                                                  &scratch) == 1 else { continue }
+                _ = ck_gemm_packed_int8_variant(variant, nil, x, m, k, k, fromTorch.int8, fromTorch.scales, n, &z, n, 1, nil)
+                #expect(y == expected, "variant \(variant) m \(m) k \(k) n \(n)")
+                #expect(zip(z, expected).allSatisfy { $0 == 1 + $1 || abs($0 - 1 - $1) <= 1e-6 * max(1, abs($1)) })
+                for i in 0..<m {
+                    let t = (0..<k).map { abs(x[i * k + $0]) }.max()! / 127
+                    for j in 0..<n {
+                        let s = (0..<k).map { abs(w[$0 * n + j]) }.max()! / 127
+                        let bound = (0..<k).reduce(Float(0)) { $0 + abs(x[i * k + $1]) * s / 2 + abs(w[$1 * n + j]) * t / 2 + t * s / 4 }
+                        #expect(abs(y[i * n + j] - exact[i * n + j]) <= bound * 1.01 + 1e-6)
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func kernelsDispatchInt8AndSplitAcrossThreadsAlike() {
+        let (m, k, n) = (5, 256, 200)
+        let x = values(m * k, seed: 3), w = values(k * n, seed: 4)
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .int8) }
+        var one = [Float](repeating: 0, count: m * n), two = one
+        var scratch = [Float](repeating: 0, count: Kernels.gemmScratch(rows: m, inputs: k))
+        Kernels.gemm(m: m, x: x, ldx: k, packed, y: &one, ldy: n, scratch: &scratch)
+        let pool = ComputePool(threads: 2)
+        Kernels.gemm(m: m, x: x, ldx: k, packed, y: &two, ldy: n, scratch: &scratch, pool: pool)
+        #expect(one == Self.reference(x, w, m: m, k: k, n: n) && two == one)
+    }
+}

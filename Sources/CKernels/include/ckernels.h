@@ -68,6 +68,23 @@ long ck_gemm_scratch_size(long m, long k);
 void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx, const uint16_t *packed, long n,
                          float *y, long ldy, int accumulate, float *scratch);
 
+// int8 weights: per output column a scale (max |column| / 127) and the column rounded to [−127, 127], packed in
+// panels of 16 columns with k in pairs: ck_packed_int8_size(k, n) bytes and n scales. A NaN weight packs as 0.
+long ck_packed_int8_size(long k, long n);
+void ck_pack_panels_int8(const void *w, long k, long n, int transposed, int8_t *packed, float *scales);
+// y[m×n] = x[m×k]·W (+ y when accumulate) for int8 panels: each row of x is rounded to [−127, 127] with its own scale
+// (max |row| / 127), sums are exact 32-bit integers, then scaled by the row's and the column's scale. scratch holds
+// ck_gemm_int8_scratch_size(m, k) floats (ck_gemm_scratch_size covers it); without it one is allocated. Splits across
+// `pool` like ck_gemm_packed; every variant gives the same result bit for bit.
+long ck_gemm_int8_scratch_size(long m, long k);
+void ck_gemm_packed_int8(ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
+                         const float *scales, long n, float *y, long ldy, int accumulate, float *scratch);
+// With a given variant (CK_LEVEL_PORTABLE or higher for AVX2), for tests; 0 when unavailable.
+int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx,
+                                const int8_t *packed, const float *scales, long n, float *y, long ldy, int accumulate,
+                                float *scratch);
+const char *ck_gemm_int8_variant(void);
+
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
 // ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*), for tests.

@@ -1,0 +1,211 @@
+#include "ckernels.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Products with int8 weights. Each output column j has a scale s_j = max|W[:, j]| / 127 and stores
+// q = round(W / s_j) in [−127, 127]. At run time each row of x gets a scale t = max|x_row| / 127 and becomes 16-bit
+// integers round(x / t) in [−127, 127]. Sums are exact 32-bit integers (k · 127² stays far below 2³¹ for any k up to
+// 2¹⁶), and y = t · s_j · Σ q_x·q_w, in float32. Every variant computes the same integers and the same final float
+// operations, so they agree bit for bit.
+//
+// Panels of 16 columns as for float32, with k taken in pairs (k rounded up to even, the extra row zero): for each pair
+// p, 16 columns × (W[2p, c], W[2p + 1, c]), 32 bytes; AVX2 sign-extends them to 16 bits and multiplies a broadcast
+// pair of the row's integers with vpmaddwd, which sums each pair into a 32-bit lane.
+
+#define PANEL 16
+#define CHUNK_PANELS 4
+#define TILE_ROWS 6
+
+static long even(long k) { return (k + 1) & ~1L; }
+
+long ck_packed_int8_size(long k, long n) { return even(k) * ((n + PANEL - 1) / PANEL) * PANEL; }
+
+void ck_pack_panels_int8(const void *weights, long k, long n, int transposed, int8_t *packed, float *scales) {
+    const unsigned char *w = (const unsigned char *)weights;
+    long panels = (n + PANEL - 1) / PANEL, k2 = even(k);
+    for (long j = 0; j < n; j++) {
+        float largest = 0.0f;
+        for (long p = 0; p < k; p++) {
+            float x;
+            memcpy(&x, w + (transposed ? j * k + p : p * n + j) * (long)sizeof(float), sizeof x);
+            float a = fabsf(x);
+            if (a > largest) largest = a;   // a NaN weight is left out of the scale
+        }
+        scales[j] = isfinite(largest) ? largest / 127.0f : 0.0f;
+    }
+    for (long j = 0; j < panels; j++) {
+        int8_t *dst = packed + j * k2 * PANEL;
+        for (long p = 0; p < k2; p++) {
+            for (long c = 0; c < PANEL; c++) {
+                long col = j * PANEL + c;
+                int8_t q = 0;
+                if (col < n && p < k && scales[col] > 0.0f) {
+                    float x;
+                    memcpy(&x, w + (transposed ? col * k + p : p * n + col) * (long)sizeof(float), sizeof x);
+                    float v = x == x ? x / scales[col] : 0.0f;   // a NaN weight packs as 0
+                    v = v > 127.0f ? 127.0f : v;
+                    v = v > -127.0f ? v : -127.0f;
+                    q = (int8_t)lrintf(v);
+                }
+                dst[(p / 2) * 2 * PANEL + c * 2 + (p & 1)] = q;
+            }
+        }
+    }
+}
+
+long ck_gemm_int8_scratch_size(long m, long k) {
+    // 16-bit integers of every row (k rounded up to even) and one scale per row, in floats.
+    return (m * even(k) + 1) / 2 + m;
+}
+
+// Rows as 16-bit integers and their scales.
+static void quantize_rows(const float *x, long m, long k, long ldx, int16_t *q, float *row_scales) {
+    long k2 = even(k);
+    for (long r = 0; r < m; r++) {
+        const float *row = x + r * ldx;
+        float largest = 0.0f;
+        for (long p = 0; p < k; p++) {
+            float a = fabsf(row[p]);
+            largest = a > largest ? a : largest;
+        }
+        float scale = isfinite(largest) && largest > 0.0f ? largest / 127.0f : 0.0f;
+        row_scales[r] = scale;
+        int16_t *out = q + r * k2;
+        for (long p = 0; p < k2; p++) {
+            float v = p < k && scale > 0.0f ? row[p] / scale : 0.0f;
+            v = v > 127.0f ? 127.0f : v;
+            v = v > -127.0f ? v : -127.0f;   // a NaN input takes this bound, never reaching the conversion
+            out[p] = (int16_t)lrintf(v);
+        }
+    }
+}
+
+typedef struct {
+    const int16_t *q;
+    const float *row_scales;
+    long m, k2, n;
+    const int8_t *weights;
+    const float *scales;
+    float *y;
+    long ldy;
+    int accumulate;
+    long panels;
+    void (*panel)(const void *job, long j);
+    _Atomic long next_chunk;
+} int8_job;
+
+static inline void store(const int8_job *job, const int32_t *sums, long r, long j) {
+    long cols = job->n - j * PANEL < PANEL ? job->n - j * PANEL : PANEL;
+    float *out = job->y + r * job->ldy + j * PANEL;
+    float t = job->row_scales[r];
+    const float *s = job->scales + j * PANEL;
+    for (long c = 0; c < cols; c++) {
+        float v = (float)sums[c] * t * s[c];
+        out[c] = job->accumulate ? out[c] + v : v;
+    }
+}
+
+static void portable_panel(const void *context, long j) {
+    const int8_job *job = (const int8_job *)context;
+    const int8_t *wp = job->weights + j * job->k2 * PANEL;
+    for (long r = 0; r < job->m; r++) {
+        const int16_t *x = job->q + r * job->k2;
+        int32_t sums[PANEL] = {0};
+        for (long p = 0; p < job->k2 / 2; p++) {
+            const int8_t *w = wp + p * 2 * PANEL;
+            for (int c = 0; c < PANEL; c++) sums[c] += x[2 * p] * w[2 * c] + x[2 * p + 1] * w[2 * c + 1];
+        }
+        store(job, sums, r, j);
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+static inline __attribute__((always_inline)) AVX2 void tile(const int8_job *job, long j, long r0, int mr) {
+    const int8_t *wp = job->weights + j * job->k2 * PANEL;
+    __m256i c0[TILE_ROWS], c1[TILE_ROWS];
+    for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_si256(); c1[r] = _mm256_setzero_si256(); }
+    for (long p = 0; p < job->k2 / 2; p++) {
+        __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wp + p * 2 * PANEL)));
+        __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wp + p * 2 * PANEL + PANEL)));
+        for (int r = 0; r < mr; r++) {
+            int32_t pair;
+            memcpy(&pair, job->q + (r0 + r) * job->k2 + 2 * p, sizeof pair);
+            __m256i xv = _mm256_set1_epi32(pair);
+            c0[r] = _mm256_add_epi32(c0[r], _mm256_madd_epi16(xv, w0));
+            c1[r] = _mm256_add_epi32(c1[r], _mm256_madd_epi16(xv, w1));
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        int32_t sums[PANEL];
+        _mm256_storeu_si256((__m256i *)sums, c0[r]);
+        _mm256_storeu_si256((__m256i *)(sums + 8), c1[r]);
+        store(job, sums, r0 + r, j);
+    }
+}
+
+#define TILE(MR) case MR: tile(job, j, r0, MR); break;
+static AVX2 void avx2_panel(const void *context, long j) {
+    const int8_job *job = (const int8_job *)context;
+    for (long r0 = 0; r0 < job->m; r0 += TILE_ROWS) {
+        int mr = (int)(job->m - r0 < TILE_ROWS ? job->m - r0 : TILE_ROWS);
+        switch (mr) { TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) }
+    }
+}
+#endif
+
+static void run_chunks(void *context, long part, long parts) {
+    (void)part; (void)parts;
+    int8_job *job = (int8_job *)context;
+    for (;;) {
+        long p0 = atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed) * CHUNK_PANELS;
+        if (p0 >= job->panels) return;
+        long p1 = p0 + CHUNK_PANELS < job->panels ? p0 + CHUNK_PANELS : job->panels;
+        for (long j = p0; j < p1; j++) job->panel(job, j);
+    }
+}
+
+static int gemm_int8(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
+                     const float *scales, long n, float *y, long ldy, int accumulate, float *scratch) {
+    if (m <= 0 || n <= 0) return 1;
+    float *owned = NULL;
+    if (!scratch) {
+        owned = malloc((size_t)ck_gemm_int8_scratch_size(m, k) * sizeof(float));
+        if (!owned) return 0;
+        scratch = owned;
+    }
+    float *row_scales = scratch;
+    int16_t *q = (int16_t *)(scratch + m);
+    quantize_rows(x, m, k, ldx, q, row_scales);
+    int8_job job = {q, row_scales, m, even(k), n, packed, scales, y, ldy, accumulate, (n + PANEL - 1) / PANEL,
+                    portable_panel, 0};
+#if defined(__x86_64__)
+    if (variant >= CK_LEVEL_AVX2) job.panel = avx2_panel;
+#endif
+    if (m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
+        ck_pool_run(pool, run_chunks, &job);
+    } else {
+        run_chunks(&job, 0, 1);
+    }
+    free(owned);
+    return 1;
+}
+
+void ck_gemm_packed_int8(ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
+                         const float *scales, long n, float *y, long ldy, int accumulate, float *scratch) {
+    gemm_int8(ck_cpu_level(), pool, x, m, k, ldx, packed, scales, n, y, ldy, accumulate, scratch);
+}
+
+int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx,
+                                const int8_t *packed, const float *scales, long n, float *y, long ldy, int accumulate,
+                                float *scratch) {
+    if (variant < 0 || variant > ck_cpu_level()) return 0;
+    return gemm_int8(variant, pool, x, m, k, ldx, packed, scales, n, y, ldy, accumulate, scratch);
+}
+
+const char *ck_gemm_int8_variant(void) { return ck_cpu_level() >= CK_LEVEL_AVX2 ? "avx2 (vpmaddwd)" : "portable"; }
