@@ -144,4 +144,25 @@ import STTWeightLoader
         let bytes = (fp32.stepMatrices.map(\.byteCount).reduce(0, +), int8.stepMatrices.map(\.byteCount).reduce(0, +))
         #expect(Double(bytes.1) < 0.3 * Double(bytes.0), "int8 holds \(bytes.1) bytes against fp32's \(bytes.0)")
     }
+
+    /// Rounding the rows uses the workspace's scratch: int8 steps after the first do not touch the heap either.
+    @Test(.enabled(if: malloc_counter_available() != 0, "this build cannot count heap allocations"),
+          arguments: [WeightPrecision.bf16, .int8])
+    func stepsAfterTheFirstMakeNoHeapAllocation(precision: WeightPrecision) throws {
+        let encoder = try ConformerEncoder(graph: ExportedGraph(path: Fixtures.encoderFile("tiny/la13")), threads: 2,
+                                           precision: precision)
+        let mel = try Fixtures.ref("tiny", "stream_mel")
+        let schedule = StreamingSchedule(lookahead: 13, convention: .exportCompatible)
+        let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
+        let window = Tensor(zeros: [schedule.maxWindow, 80]), out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
+        var feed = MelFeed(mel, schedule: schedule)
+        var allocations: [Int] = []
+        for _ in 0..<8 {
+            guard let w = feed.next(into: window.data) else { break }
+            malloc_counter_start()
+            encoder.step(state, mel: window.data, frames: w.length, drop: w.drop, output: out.data)
+            allocations.append(malloc_counter_stop())
+        }
+        #expect(allocations.count > 2 && allocations.dropFirst().allSatisfy { $0 == 0 }, "\(precision): \(allocations)")
+    }
 }
