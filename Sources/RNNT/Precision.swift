@@ -2,36 +2,35 @@ import STTTensor
 import STTWeightLoader
 
 extension SpeechModel {
-    /// The precision of a model's weights: which files it is loaded from and how its weight matrices are stored.
+    /// How the encoder's weight matrices are stored and multiplied.
     ///
-    /// A sherpa-onnx folder may hold both `encoder.onnx`, `decoder.onnx`, `joiner.onnx` (fp32) and
-    /// `encoder.int8.onnx`, `decoder.int8.onnx`, `joiner.int8.onnx` (int8). NeMo's own export is fp32 only.
+    /// The files come from the folder: NeMo's export is fp32; a sherpa-onnx folder may hold `encoder.onnx`,
+    /// `decoder.onnx`, `joiner.onnx` (fp32) and/or the same as `*.int8.onnx` (ONNX Runtime's dynamic quantization).
+    /// ``fp32`` and ``bf16`` load the fp32 files where there are any, else the int8 files dequantized; ``int8`` loads
+    /// the int8 files where there are any, else the fp32 files, and quantizes at load. ``SpeechModel/filePrecision``
+    /// says which files were loaded.
     public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
-        /// 32-bit float weights: NeMo's export, or the plain `.onnx` files of a sherpa-onnx folder. Exact.
+        /// 32-bit floats: exact for the files loaded.
         case fp32
-        /// The fp32 files, with the encoder's weight matrices stored as bfloat16 (rounded to nearest even) and
-        /// widened to float32 as they are multiplied: half the weight bytes each encoder step reads, so faster where
-        /// reading the weights is what takes the time. Everything else stays float32; the text may differ slightly
-        /// from fp32's.
+        /// bfloat16 (rounded to nearest even), widened to float32 as they are multiplied: half the weight bytes each
+        /// step reads. Everything else stays float32; the text may differ slightly from fp32's.
         case bf16
-        /// 8-bit weights: the `*.int8.onnx` files of a sherpa-onnx folder (ONNX Runtime's dynamic quantization of the
-        /// weight matrices). For now they are dequantized to float32 at load, so they save disk space but neither
-        /// memory nor time, and the text may differ slightly from the fp32 files'.
+        /// 8-bit integers with a float32 scale per output column; each step rounds its rows to 8 bits with a scale per
+        /// row and sums exact integers: a quarter of the weight bytes each step reads. Norms, attention scores,
+        /// softmax and the decoder stay float32; the text differs from fp32's more than bf16's does.
         case int8
 
         /// "fp32", "bf16" or "int8".
         public var description: String { rawValue }
 
-        /// The files a model of this precision is loaded from.
-        package var files: ModelFolder.Precision {
+        /// How the encoder's weight matrices are stored.
+        package var storage: WeightPrecision {
             switch self {
-            case .fp32, .bf16: .fp32
+            case .fp32: .fp32
+            case .bf16: .bf16
             case .int8: .int8
             }
         }
-
-        /// How the encoder's weight matrices are stored.
-        package var storage: WeightPrecision { self == .bf16 ? .bf16 : .fp32 }
 
         package init(_ files: ModelFolder.Precision) {
             switch files {
@@ -40,6 +39,10 @@ extension SpeechModel {
             }
         }
     }
+
+    /// The precision of the weight files loaded: ``Precision/int8`` for sherpa-onnx's `*.int8.onnx`, else
+    /// ``Precision/fp32``.
+    public var filePrecision: Precision { Precision(folder.precision) }
 
     /// One line for a user when the precision was chosen without being asked for (a folder with only int8 files),
     /// else nil.

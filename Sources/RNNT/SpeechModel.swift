@@ -54,7 +54,7 @@ public final class SpeechModel: Sendable {
     public let decoders: [Decoder]
     /// Threads each weight product of this model's streams may use, the calling thread included.
     public let threads: Int
-    /// The precision of the weights: as asked for, or int8 when the folder has only int8 files; fp32 otherwise.
+    /// How the encoder's weights are stored and multiplied: as asked for, fp32 by default.
     public let precision: Precision
     /// Milliseconds of audio per encoder frame (80 for the reference model's 8× subsampling of 10 ms mel frames).
     public let frameMilliseconds: Int
@@ -70,16 +70,17 @@ public final class SpeechModel: Sendable {
     ///   - folder: the model folder.
     ///   - threads: threads a weight product may use (1 by default; the calling thread is one of them). The model
     ///     keeps its own workers; nothing process-wide is changed.
-    ///   - precision: ``Precision/bf16`` stores the encoder's weights in 16 bits; otherwise which files to load where
-    ///     a folder holds both fp32 and int8 ones. nil (the default) loads the fp32 files, or the int8 files of a
-    ///     folder that has only those (the model's `precision` then says `.int8`). Asking for files the folder does
-    ///     not have is an error naming what it has.
+    ///   - precision: how the encoder's weights are stored and multiplied (``Precision``); nil is ``Precision/fp32``.
+    ///     It also picks the files where a folder holds both fp32 and int8 ones: the int8 files for
+    ///     ``Precision/int8``, else the fp32 files (a folder of int8 files only loads those, dequantized, and says so
+    ///     in `precisionNote`).
     /// - Throws: `LoaderError` with a one-line message that says what is wrong and how to fix it.
     public init(folder: String, threads: Int = 1, precision: Precision? = nil) throws(LoaderError) {
         let path = folder
-        let model = try LoadedModel(folder: path, precision: precision?.files)
+        let files: ModelFolder.Precision? = precision == .int8 && ModelFolder.holdsInt8Files(path) ? .int8 : nil
+        let model = try LoadedModel(folder: path, precision: files)
         self.folder = model.folder
-        self.precision = precision == .bf16 ? .bf16 : Precision(model.folder.precision)
+        self.precision = precision ?? .fp32
         metadata = model.metadata
         guard let tokens = model.tokens else {
             throw .modelFolder(path, "no tokens.txt (lines `piece id`, blank last); models/export_nemo.py writes it")

@@ -148,6 +148,14 @@ package struct ModelFolder: Sendable, Equatable {
     package let tokens: String?
     package let metadata: String?
 
+    /// Whether `path` is a sherpa-onnx folder with int8 files (`encoder*.int8.onnx` beside a joiner); false for
+    /// anything else, unreadable folders included (loading them says what is wrong).
+    package static func holdsInt8Files(_ path: String) -> Bool {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: path) else { return false }
+        return names.contains { $0.hasPrefix("joiner") && $0.lowercased().hasSuffix(".onnx") }
+            && names.contains { $0.hasPrefix("encoder") && $0.lowercased().hasSuffix(".int8.onnx") }
+    }
+
     package init(_ path: String, precision wanted: Precision? = nil) throws(LoaderError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

@@ -12,8 +12,9 @@ struct ComparePrecision: ParsableCommand {
         commandName: "compare-precision",
         abstract: "Compare a model's fp32 weights with its int8 files or bf16 storage: encoder deviation over N calls, token and character agreement.",
         discussion: """
-            FP32 is loaded with its fp32 files and CANDIDATE at --precision: its int8 files, or its fp32 files stored as \
-            bf16 (one folder may be given twice). The encoder deviation is the largest |candidate − fp32| over N export-convention calls at the \
+            FP32 is loaded with its fp32 files and CANDIDATE at --precision: int8 (its int8 files where it has them, \
+            else its fp32 files, in int8 products), bf16, or fp32 (a folder of int8 files only, dequantized, as \
+            ONNX Runtime's int8 files would be read exactly). One folder may be given twice. The encoder deviation is the largest |candidate − fp32| over N export-convention calls at the \
             export's look-ahead, divided by the largest |fp32| output; the calls are fed the log-mel frames of the \
             recordings (repeated as needed), or synthetic speech-like frames without recordings. Agreement is \
             1 − edit distance / length of the fp32 result, over token ids and over the characters of the text, for \
@@ -26,7 +27,7 @@ struct ComparePrecision: ParsableCommand {
     @Argument(help: "The model folder to compare: int8 files (sherpa-onnx's *.int8.onnx), or fp32 files for bf16.")
     var candidate: String
 
-    @Option(help: "The candidate's precision: int8 or bf16.")
+    @Option(help: "The candidate's precision: int8, bf16 or fp32.")
     var precision: SpeechModel.Precision = .int8
 
     @Argument(help: "WAV recordings to transcribe with both.")
@@ -45,6 +46,9 @@ struct ComparePrecision: ParsableCommand {
             reference = try SpeechModel(folder: fp32, precision: .fp32)
             quantized = try SpeechModel(folder: candidate, precision: precision)
         } catch { throw CommandFailure(error) }
+        guard reference.filePrecision == .fp32 else {
+            throw CommandFailure("\(fp32) has only int8 files; the reference needs a folder with fp32 files")
+        }
         // sherpa-onnx writes a character vocabulary's space as a space, NeMo's exporter as ▁.
         func pieces(_ model: SpeechModel) -> [String] { model.tokens.map { $0 == " " ? "\u{2581}" : $0 } }
         guard pieces(reference) == pieces(quantized) else {
@@ -64,8 +68,8 @@ struct ComparePrecision: ParsableCommand {
         let (worst, scale) = try encoderDeviation(reference.encoder, quantized.encoder, lookahead: r, mel: mel)
         let source = audio.isEmpty ? "synthetic log-mel frames"
             : "the log-mel frames of \(audio.map(\.name).joined(separator: ", "))"
-        print("fp32      \(fp32) (\(reference.precision) files)")
-        print("\(precision)      \(candidate) (\(quantized.precision))")
+        print("fp32      \(fp32) (\(reference.filePrecision) files)")
+        print("\(precision)      \(candidate) (\(quantized.filePrecision) files)")
         print("encoder   \(calls) calls at [\(reference.encoder.leftContext),\(r)], \(source): max |\(precision) - fp32| "
               + "\(format(worst)), max |fp32| \(format(scale)), scaled \(format(worst / max(scale, .leastNormalMagnitude)))")
         guard !audio.isEmpty else { return }

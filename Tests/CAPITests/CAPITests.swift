@@ -130,7 +130,7 @@ private func expectFailure(_ status: stt_status, _ expectedStatus: stt_status, _
             bad.threads = threads
             expectFailure(stt_model_load(la13, &bad, &model), STT_ERROR_INVALID_ARGUMENT, "stt_model_load")
         }
-        for value: Int32 in [2, -1, .max] {
+        for value: Int32 in [3, -1, .max] {
             var precision = options
             precision.precision = value
             expectFailure(stt_model_load(la13, &precision, &model), STT_ERROR_UNSUPPORTED, "stt_model_load")

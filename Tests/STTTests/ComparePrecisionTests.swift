@@ -37,7 +37,7 @@ import Testing
         #expect(r.stdout.contains("lowest    tokens"), "\(r.stdout)")
     }
 
-    @Test(arguments: [["models/tiny/sherpa", "models/tiny/sherpa"], ["models/tiny/sherpa", "models/small/sherpa-int8"],
+    @Test(arguments: [["models/tiny/sherpa-int8", "models/tiny/sherpa-int8"], ["models/tiny/sherpa", "models/small/sherpa-int8"],
                       ["models/tiny/sherpa", "models/tiny/sherpa-int8", "Package.swift"],
                       ["models/tiny/sherpa", "models/tiny/sherpa-int8", "--calls", "0"]])
     func badInputFailsWithOneLine(arguments: [String]) throws {

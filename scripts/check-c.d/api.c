@@ -124,11 +124,14 @@ int main(int argc, char **argv) {
     model_options.threads = 65;
     CHECK_FAILS(stt_model_load(argv[1], &model_options, &untouched_model), STT_ERROR_INVALID_ARGUMENT);
     model_options.threads = 1;
-    model_options.precision = 2;
+    model_options.precision = 3;
     CHECK_FAILS(stt_model_load(argv[1], &model_options, &untouched_model), STT_ERROR_UNSUPPORTED);
     model_options.precision = -1;
     CHECK_FAILS(stt_model_load(argv[1], &model_options, &untouched_model), STT_ERROR_UNSUPPORTED);
     model_options.precision = STT_PRECISION_BF16;
+    CHECK(stt_model_load(argv[1], &model_options, &model) == STT_OK && model != NULL);
+    stt_model_free(model);
+    model_options.precision = STT_PRECISION_INT8;
     CHECK(stt_model_load(argv[1], &model_options, &model) == STT_OK && model != NULL);
     stt_model_free(model);
     model = NULL;

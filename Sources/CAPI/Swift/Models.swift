@@ -36,16 +36,16 @@ public func stt_model_load(_ folder: UnsafePointer<CChar>?, _ options: UnsafePoi
         switch settings.precision {
         case Int32(STT_PRECISION_FP32): precision = .fp32
         case Int32(STT_PRECISION_BF16): precision = .bf16
+        case Int32(STT_PRECISION_INT8): precision = .int8
         default:
             throw Failure(status: STT_ERROR_UNSUPPORTED, message: "\(function): precision \(settings.precision) is not "
-                          + "available; this version has STT_PRECISION_FP32 and STT_PRECISION_BF16")
+                          + "available; this version has STT_PRECISION_FP32, STT_PRECISION_BF16 and STT_PRECISION_INT8")
         }
         guard let path = String(validatingCString: folder) else {
             throw .argument(function, "folder is not valid UTF-8")
         }
         do throws(LoaderError) {
-            let loaded = try SpeechModel(folder: path, threads: Int(settings.threads),
-                                         precision: precision == .fp32 ? nil : precision)
+            let loaded = try SpeechModel(folder: path, threads: Int(settings.threads), precision: precision)
             model.pointee = retained(ModelHandle(loaded))
         } catch {
             throw Failure(status: STT_ERROR_MODEL, message: error.description)

@@ -99,9 +99,12 @@ void stt_free(void *pointer);
 enum {
     /* 32-bit floats, exact (int8 exports are expanded to it when loaded). */
     STT_PRECISION_FP32 = 0,
-    /* The fp32 files with the encoder's weight matrices stored as bfloat16: half the bytes each step reads; the text
-     * may differ slightly from fp32's. */
-    STT_PRECISION_BF16 = 1
+    /* The encoder's weight matrices stored as bfloat16: half the bytes each step reads; the text may differ slightly
+     * from fp32's. */
+    STT_PRECISION_BF16 = 1,
+    /* The encoder's weight matrices in 8 bits with a scale per column, each step's rows rounded to 8 bits: a quarter
+     * of the bytes; a sherpa-onnx folder's *.int8.onnx files where it has them. The text differs more than bf16's. */
+    STT_PRECISION_INT8 = 2
 };
 
 /* How a model is loaded. Fill with stt_model_options_init, then change fields. */
@@ -112,7 +115,7 @@ typedef struct stt_model_options {
     /* Threads each weight product of the model's streams may use, the calling thread included: 1 ... 64. Default 1.
      * The model owns these threads; nothing process-wide changes. */
     int32_t threads;
-    /* STT_PRECISION_FP32 (the default) or STT_PRECISION_BF16; others are STT_ERROR_UNSUPPORTED. */
+    /* STT_PRECISION_FP32 (the default), STT_PRECISION_BF16 or STT_PRECISION_INT8; others are STT_ERROR_UNSUPPORTED. */
     int32_t precision;
 } stt_model_options;
 
