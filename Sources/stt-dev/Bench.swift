@@ -84,12 +84,7 @@ struct BenchEncoder: ParsableCommand {
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         let features = encoder.description.melFeatures
         let window = Tensor(zeros: [schedule.maxWindow, features])
-        // Speech-like values: log-mel in roughly [-16, 4].
-        var seed: UInt64 = 0x2545F4914F6CDD1D
-        for i in 0..<window.count {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            window.data[i] = Float(seed >> 40) / Float(1 << 24) * 20 - 16
-        }
+        fillLogMelRange(window)
         let out = Tensor(zeros: [schedule.framesPerStep, encoder.dModel])
         for _ in 0..<3 {
             encoder.step(state, mel: window.data, frames: schedule.maxWindow, drop: 2, output: out.data)
@@ -251,11 +246,7 @@ struct BenchStreams: ParsableCommand {
             EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
         }
         let window = Tensor(zeros: [schedule.maxWindow, encoder.description.melFeatures])
-        var seed: UInt64 = 0x2545F4914F6CDD1D
-        for i in 0..<window.count {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            window.data[i] = Float(seed >> 40) / Float(1 << 24) * 20 - 16
-        }
+        fillLogMelRange(window)
         var times: [Double] = []
         let steps = max(8, seconds * 1000 / (schedule.hop * 10))
         for k in 0..<(steps + 3) {
@@ -298,4 +289,13 @@ func measuredReadBandwidth() -> Double {
     }
     if sink.sum() == -1 { FileHandle.standardError.write(Data("?".utf8)) }   // keeps the sums
     return best
+}
+
+/// Seeded values in the range of speech's log-mel (about −16 to 4): what the encoder benchmarks feed every call.
+func fillLogMelRange(_ window: Tensor) {
+    var seed: UInt64 = 0x2545F4914F6CDD1D
+    for i in 0..<window.count {
+        seed = seed &* 6364136223846793005 &+ 1442695040888963407
+        window.data[i] = Float(seed >> 40) / Float(1 << 24) * 20 - 16
+    }
 }
