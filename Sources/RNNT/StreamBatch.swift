@@ -7,7 +7,7 @@ import STTConformer
 /// convolution still run per stream, each with its own caches, and every stream's tokens equal those of a stream
 /// opened on its own.
 ///
-/// Open streams with ``makeStream(options:)`` and push audio into them from any thread; pushes then only compute
+/// Open streams with ``makeStream(options:afterStep:)`` and push audio into them from any thread; pushes then only compute
 /// features and return no tokens. Call ``step()`` or ``run()`` (from one thread or several: steps take turns) to run
 /// the encoder and decoder: tokens become final there, and ``TranscriptionStream/updates``,
 /// ``TranscriptionStream/tokens`` and ``TranscriptionStream/isEndpoint`` see them as usual.
@@ -47,6 +47,8 @@ public final class StreamBatch: @unchecked Sendable {
 
     /// Opens a stream whose encoder steps this batch runs.
     /// - Parameters:
+    ///   - options: the stream's options, as for ``TranscriptionStream/init(model:options:)``; streams of one batch may
+    ///     differ in any of them.
     ///   - afterStep: called after every step that advanced the stream, on the thread that ran the step, before the
     ///     batch runs another: the place to react to the step's tokens and endpoints (for instance to close an
     ///     utterance) exactly as a separate stream's caller would after its push. It runs with no lock of the stream
