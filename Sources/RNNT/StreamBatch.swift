@@ -27,14 +27,20 @@ public final class StreamBatch: @unchecked Sendable {
         let afterStep: StepHandler?
     }
 
-    /// Guards everything below; held for a whole step.
-    private let lock = NSLock()
-    private var members: [Member] = []
+    /// Held for a whole step: one step at a time, and the step's own state below.
+    private let stepLock = NSLock()
     private var encoderBatch: EncoderBatch?
+    private var snapshot: [Member] = []
     private var taken: [TranscriptionStream] = []
     private var handlers: [(StepHandler, TranscriptionStream)] = []
     /// Where the next step starts looking, so that every stream gets its turn when more than `maxStreams` are ready.
     private var cursor = 0
+
+    /// Held briefly: opening a stream or counting never waits for a step.
+    private let membersLock = NSLock()
+    private var members: [Member] = []
+    /// The widest step of any stream opened (encoder frames).
+    private var neededFrames = 0
     private var largest = 0
 
     /// A batch for streams of `model` that advances up to `maxStreams` of them per step.
@@ -52,51 +58,56 @@ public final class StreamBatch: @unchecked Sendable {
     ///   - afterStep: called after every step that advanced the stream, on the thread that ran the step, before the
     ///     batch runs another: the place to react to the step's tokens and endpoints (for instance to close an
     ///     utterance) exactly as a separate stream's caller would after its push. It runs with no lock of the stream
-    ///     held, so it may use the stream; it must not call this batch.
+    ///     held, so it may use the stream; it must not step this batch.
     /// - Throws: ``TranscriptionError`` as ``TranscriptionStream/init(model:options:)`` does.
     public func makeStream(options: TranscriptionStream.Options = .init(), afterStep: StepHandler? = nil)
         throws(TranscriptionError) -> TranscriptionStream {
         let stream = try TranscriptionStream(model: model, options: options, batched: true)
-        lock.withLock {
+        membersLock.withLock {
             members.removeAll { $0.stream == nil }
             members.append(Member(stream: stream, afterStep: afterStep))
-            let frames = stream.core.maxStepFrames
-            if (encoderBatch?.maxFrames ?? 0) < frames {
-                encoderBatch = EncoderBatch(encoder: model.encoder, capacity: maxStreams, maxFrames: frames)
-            }
+            neededFrames = max(neededFrames, stream.core.maxStepFrames)
         }
         return stream
     }
 
     /// The most streams one step has advanced so far.
-    public var largestStep: Int { lock.withLock { largest } }
+    public var largestStep: Int { membersLock.withLock { largest } }
 
     /// Streams open in this batch.
-    public var streamCount: Int { lock.withLock { members.count(where: { $0.stream != nil }) } }
+    public var streamCount: Int { membersLock.withLock { members.count(where: { $0.stream != nil }) } }
 
     /// One batched step: every stream with a complete window (up to ``maxStreams``, taking turns) goes through the
     /// encoder together, then each decodes its frames. Returns the streams it advanced (0 when none was ready).
     @discardableResult
     public func step() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        guard let batch = encoderBatch, !members.isEmpty else { return 0 }
-        let count = members.count
+        stepLock.lock()
+        defer { stepLock.unlock() }
+        let needed: Int = membersLock.withLock {
+            if members.contains(where: { $0.stream == nil }) { members.removeAll { $0.stream == nil } }
+            snapshot.append(contentsOf: members)
+            return neededFrames
+        }
+        defer { snapshot.removeAll(keepingCapacity: true) }
+        if needed > encoderBatch?.maxFrames ?? 0 {
+            encoderBatch = EncoderBatch(encoder: model.encoder, capacity: maxStreams, maxFrames: needed)
+        }
+        guard let batch = encoderBatch, !snapshot.isEmpty else { return 0 }
+        let count = snapshot.count
         var next = cursor
         for k in 0..<count where taken.count < maxStreams {
             let index = (cursor + k) % count
-            guard let stream = members[index].stream else { continue }
+            guard let stream = snapshot[index].stream else { continue }
             stream.lock.lock()
             if stream.core.addStep(to: batch) {
                 taken.append(stream)
-                if let handler = members[index].afterStep { handlers.append((handler, stream)) }
+                if let handler = snapshot[index].afterStep { handlers.append((handler, stream)) }
                 next = index + 1
             } else {
                 stream.lock.unlock()
             }
         }
         let advanced = taken.count
-        largest = max(largest, advanced)
         if advanced > 0 {
             model.encoder.step(batch)
             for (i, stream) in taken.enumerated() {
@@ -104,13 +115,13 @@ public final class StreamBatch: @unchecked Sendable {
                 stream.published(stream.core.decodeStep(output.frames, rows: output.rows))
                 stream.lock.unlock()
             }
+            membersLock.withLock { largest = max(largest, advanced) }
         }
         batch.clear()
         taken.removeAll(keepingCapacity: true)
         for (handler, stream) in handlers { handler(stream) }
         handlers.removeAll(keepingCapacity: true)
         cursor = next % count
-        if members.contains(where: { $0.stream == nil }) { members.removeAll { $0.stream == nil } }
         return advanced
     }
 
