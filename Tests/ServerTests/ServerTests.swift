@@ -300,8 +300,10 @@ struct ServerTests {
         try await client.stream(long, block: 1_600)
         let session = await client.collect()
         #expect(session.text == expected)
-        // The bound, plus what two socket reads hold (about 2 s of audio), never the whole recording.
-        #expect(server.server.peakBacklogSeconds < 3, "peak backlog \(server.server.peakBacklogSeconds) s")
+        // The bound, plus what two socket reads hold (about 2 s of audio) and one step whose window is complete but
+        // not yet run by the batch; never the whole recording.
+        let step = Double(model.defaultLookahead.milliseconds + model.frameMilliseconds) / 1000
+        #expect(server.server.peakBacklogSeconds < 3 + step, "peak backlog \(server.server.peakBacklogSeconds) s")
         await server.stop()
     }
 
