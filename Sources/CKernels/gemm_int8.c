@@ -126,11 +126,14 @@ static void portable_panel(const void *context, long j) {
 #include <immintrin.h>
 #define AVX2 __attribute__((target("avx2,fma")))
 
+// As for float32 (gemm.c), a product of more rows than one tile prefetches the next panel, a line per k pair.
 static inline __attribute__((always_inline)) AVX2 void tile(const int8_job *job, long j, long r0, int mr) {
     const int8_t *wp = job->weights + j * job->k2 * PANEL;
+    const char *next = job->m > TILE_ROWS ? (const char *)(wp + job->k2 * PANEL) : NULL;
     __m256i c0[TILE_ROWS], c1[TILE_ROWS];
     for (int r = 0; r < mr; r++) { c0[r] = _mm256_setzero_si256(); c1[r] = _mm256_setzero_si256(); }
     for (long p = 0; p < job->k2 / 2; p++) {
+        if (next) _mm_prefetch(next + p * 2 * PANEL, _MM_HINT_T0);
         __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wp + p * 2 * PANEL)));
         __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(wp + p * 2 * PANEL + PANEL)));
         for (int r = 0; r < mr; r++) {
@@ -150,11 +153,14 @@ static inline __attribute__((always_inline)) AVX2 void tile(const int8_job *job,
 }
 
 #define TILE(MR) case MR: tile(job, j, r0, MR); break;
+// The fewest tiles of near-equal height, as for float32 (gemm.c).
 static AVX2 void avx2_panel(const void *context, long j) {
     const int8_job *job = (const int8_job *)context;
-    for (long r0 = 0; r0 < job->m; r0 += TILE_ROWS) {
-        int mr = (int)(job->m - r0 < TILE_ROWS ? job->m - r0 : TILE_ROWS);
+    const long tiles = (job->m + TILE_ROWS - 1) / TILE_ROWS;
+    for (long t = 0, r0 = 0; t < tiles; t++) {
+        int mr = (int)((job->m - r0) / (tiles - t));
         switch (mr) { TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) }
+        r0 += mr;
     }
 }
 #endif
