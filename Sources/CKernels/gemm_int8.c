@@ -6,10 +6,11 @@
 #include <string.h>
 
 // Products with int8 weights. Each output column j has a scale s_j = max|W[:, j]| / 127 and stores
-// q = round(W / s_j) in [−127, 127]. At run time each row of x gets a scale t = max|x_row| / 127 and becomes 16-bit
-// integers round(x / t) in [−127, 127]. Sums are exact 32-bit integers (k · 127² stays far below 2³¹ for any k up to
-// 2¹⁶), and y = t · s_j · Σ q_x·q_w, in float32. Every variant computes the same integers and the same final float
-// operations, so they agree bit for bit.
+// q = round(W / s_j) in [−127, 127]. At run time each row of x gets a scale t = max|x_row| / L and becomes 16-bit
+// integers round(x / t) in [−L, L], where L = row_limit(k) is as large as 16 bits and a 32-bit sum allow (32,767 for
+// k ≤ 516, 8,256 for k = 2,048): the products' operands are 16-bit anyway, so the rows lose almost nothing and the
+// error is the weights' rounding. Sums are exact 32-bit integers, and y = t · s_j · Σ q_x·q_w, in float32. Every
+// variant computes the same integers and the same final float operations, so they agree bit for bit.
 //
 // Panels of 16 columns as for float32, with k taken in pairs (k rounded up to even, the extra row zero): for each pair
 // p, 16 columns × (W[2p, c], W[2p + 1, c]), 32 bytes; AVX2 sign-extends them to 16 bits and multiplies a broadcast
@@ -61,9 +62,18 @@ long ck_gemm_int8_scratch_size(long m, long k) {
     return (m * even(k) + 1) / 2 + m;
 }
 
+// The largest integer a row is rounded to: as many bits as vpmaddwd's 16-bit operands allow while a sum of k2
+// products with weights up to 127 stays within 32 bits, (2³¹ − 1) / (127 · k2), at most 32,767 (k2 ≤ 516) and at
+// least 258 for the largest k kept in int8 (2¹⁶).
+static long row_limit(long k2) {
+    long limit = 2147483647L / (127L * (k2 > 0 ? k2 : 1));
+    return limit < 32767 ? limit : 32767;
+}
+
 // Rows as 16-bit integers and their scales.
 static void quantize_rows(const float *x, long m, long k, long ldx, int16_t *q, float *row_scales) {
     long k2 = even(k);
+    const float limit = (float)row_limit(k2);
     for (long r = 0; r < m; r++) {
         const float *row = x + r * ldx;
         float largest = 0.0f;
@@ -71,13 +81,13 @@ static void quantize_rows(const float *x, long m, long k, long ldx, int16_t *q, 
             float a = fabsf(row[p]);
             largest = a > largest ? a : largest;
         }
-        float scale = isfinite(largest) && largest > 0.0f ? largest / 127.0f : 0.0f;
+        float scale = isfinite(largest) && largest > 0.0f ? largest / limit : 0.0f;
         row_scales[r] = scale;
         int16_t *out = q + r * k2;
         for (long p = 0; p < k2; p++) {
             float v = p < k && scale > 0.0f ? row[p] / scale : 0.0f;
-            v = v > 127.0f ? 127.0f : v;
-            v = v > -127.0f ? v : -127.0f;   // a NaN input takes this bound, never reaching the conversion
+            v = v > limit ? limit : v;
+            v = v > -limit ? v : -limit;   // a NaN input takes this bound, never reaching the conversion
             out[p] = (int16_t)lrintf(v);
         }
     }

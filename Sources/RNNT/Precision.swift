@@ -15,8 +15,9 @@ extension SpeechModel {
         /// bfloat16 (rounded to nearest even), widened to float32 as they are multiplied: half the weight bytes each
         /// step reads. Everything else stays float32; the text may differ slightly from fp32's.
         case bf16
-        /// 8-bit integers with a float32 scale per output column; each step rounds its rows to 8 bits with a scale per
-        /// row and sums exact integers: a quarter of the weight bytes each step reads. Norms, attention scores,
+        /// 8-bit integers with a float32 scale per output column; each step rounds its rows to 16-bit integers (13 to
+        /// 15 bits of magnitude) with a scale per row and sums exact integers: a quarter of the weight bytes each step
+        /// reads. Norms, attention scores,
         /// softmax and the decoder stay float32; the text differs from fp32's more than bf16's does.
         case int8
 

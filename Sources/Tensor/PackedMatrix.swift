@@ -8,7 +8,8 @@ package enum WeightPrecision: String, Sendable, CaseIterable {
     /// float32 in registers.
     case bf16
     /// int8 with a float32 scale per output column: a quarter of the bytes per product. Each row of the input is
-    /// rounded to int8 with its own scale as it is multiplied; sums are exact integers (see `ck_gemm_packed_int8`).
+    /// rounded to 16-bit integers with its own scale as it is multiplied; sums are exact integers (see
+    /// `ck_gemm_packed_int8`).
     case int8
 }
 

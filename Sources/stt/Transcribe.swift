@@ -32,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
-    @Option(help: "Encoder weights: fp32 (exact); bf16 (16 bits: half the bytes per step, the text may differ slightly); int8 (8 bits with a scale per column, rows rounded per step: a quarter of the bytes; sherpa-onnx's *.int8.onnx where the folder has them, else the fp32 files quantized at load). Default: fp32.")
+    @Option(help: "Encoder weights: fp32 (exact); bf16 (16 bits: half the bytes per step, the text may differ slightly); int8 (8 bits with a scale per column, rows rounded to 16 bits per step: a quarter of the bytes; sherpa-onnx's *.int8.onnx where the folder has them, else the fp32 files quantized at load). Default: fp32.")
     var precision: SpeechModel.Precision?
 
     func load() throws -> (SpeechModel, TranscriptionStream.Options) {

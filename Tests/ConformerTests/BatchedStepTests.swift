@@ -111,7 +111,7 @@ import STTWeightLoader
     }
 }
 
-/// The encoder with int8 weights (per-column scales, rows rounded per step): close to float32 on the trained fixture,
+/// The encoder with int8 weights (per-column scales, rows rounded to 16 bits per step): close to float32 on the trained fixture,
 /// and batched like any other.
 @Suite struct Int8EncoderTests {
     @Test func int8StepsStayCloseToFP32() throws {
@@ -139,7 +139,7 @@ import STTWeightLoader
         }
         print("int8 encoder against fp32 on small/la13 stream_mel: \(calls) calls, max |int8 - fp32| \(worst), "
               + "max |fp32| \(scale), scaled \(worst / scale)")
-        #expect(calls > 5 && worst > 0 && worst / scale < 0.05, "scaled deviation \(worst / scale)")
+        #expect(calls > 5 && worst > 0 && worst / scale < 0.02, "scaled deviation \(worst / scale)")
         #expect(int8.stepMatrices.allSatisfy { $0.precision == .int8 })
         let bytes = (fp32.stepMatrices.map(\.byteCount).reduce(0, +), int8.stepMatrices.map(\.byteCount).reduce(0, +))
         #expect(Double(bytes.1) < 0.3 * Double(bytes.0), "int8 holds \(bytes.1) bytes against fp32's \(bytes.0)")

@@ -12,8 +12,8 @@ import STTKit
         let fp32 = try SpeechModel(folder: Fixtures.folder(folder))
         let bf16 = try SpeechModel(folder: Fixtures.folder(folder), precision: precision)
         #expect(fp32.precision == .fp32 && bf16.precision == precision)
-        // int8's bounds are wider: its rows are rounded to 8 bits too.
-        let (perResult, pooled) = precision == .bf16 ? (0.03, 0.01) : (0.25, 0.05)
+        // int8's bounds are wider: 8-bit weights round more than bf16's 16.
+        let (perResult, pooled) = precision == .bf16 ? (0.03, 0.01) : (0.15, 0.03)
         var tokens = 0, differences = 0, identical = 0, cases = 0
         for name in StreamBatchTests.names {
             let audio = try Fixtures.ref("small", "\(name)_audio").integers.map { Float($0) / 32768 }

@@ -249,24 +249,28 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
 /// int8 weights: per-column scales, rows rounded at run time, exact integer sums; every variant against a reference
 /// written here from the definition.
 @Suite struct Int8Tests {
-    /// round(v / scale) clamped to ±127, as the definition says (ties to even).
-    static func quantize(_ v: Float, _ scale: Float) -> Int {
+    /// round(v / scale) clamped to ±limit, as the definition says (ties to even).
+    static func quantize(_ v: Float, _ scale: Float, limit: Int = 127) -> Int {
         guard scale > 0 else { return 0 }
         let q = v / scale
-        guard !q.isNaN else { return 127 }
-        return Int(min(127, max(-127, q)).rounded(.toNearestOrEven))
+        guard !q.isNaN else { return limit }
+        return Int(min(Float(limit), max(-Float(limit), q)).rounded(.toNearestOrEven))
     }
 
-    /// y = t_row · s_col · Σ q_x · q_w, with t = max|row| / 127 and s = max|column| / 127.
+    /// The largest integer a row is rounded to: 16 bits, less where k products of weights up to 127 could pass 2³¹.
+    static func rowLimit(k: Int) -> Int { min(32_767, Int(Int32.max) / (127 * (k + k % 2))) }
+
+    /// y = t_row · s_col · Σ q_x · q_w, with t = max|row| / rowLimit(k) and s = max|column| / 127.
     static func reference(_ x: [Float], _ w: [Float], m: Int, k: Int, n: Int) -> [Float] {
         let s = (0..<n).map { j in (0..<k).map { abs(w[$0 * n + j]) }.max().map { $0 / 127 } ?? 0 }
+        let limit = rowLimit(k: k)
         var y = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
             let largest = (0..<k).map { abs(x[i * k + $0]) }.max() ?? 0
-            let t = largest > 0 ? largest / 127 : 0
+            let t = largest > 0 ? largest / Float(limit) : 0
             for j in 0..<n {
                 var sum = 0
-                for p in 0..<k { sum += quantize(x[i * k + p], t) * quantize(w[p * n + j], s[j]) }
+                for p in 0..<k { sum += quantize(x[i * k + p], t, limit: limit) * quantize(w[p * n + j], s[j]) }
                 y[i * n + j] = Float(sum) * t * s[j]
             }
         }
@@ -292,7 +296,7 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
     @Test(arguments: [1, 2, 6, 7, 14, 30])
     func productsEqualTheDefinition(rows m: Int) {
         for variant: Int32 in [1, 0] {
-            for (k, n) in [(7, 5), (64, 16), (97, 33), (512, 29)] {
+            for (k, n) in [(7, 5), (64, 16), (97, 33), (512, 29), (2048, 17)] {
                 var x = values(m * k, seed: UInt64(m * 37 + k)), w = values(k * n, seed: UInt64(n + 11))
                 x[0] *= 40   // one large input: the row's scale follows it
                 let expected = Self.reference(x, w, m: m, k: k, n: n)
@@ -311,7 +315,7 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
                 #expect(y == expected, "variant \(variant) m \(m) k \(k) n \(n)")
                 #expect(zip(z, expected).allSatisfy { $0 == 1 + $1 || abs($0 - 1 - $1) <= 1e-6 * max(1, abs($1)) })
                 for i in 0..<m {
-                    let t = (0..<k).map { abs(x[i * k + $0]) }.max()! / 127
+                    let t = (0..<k).map { abs(x[i * k + $0]) }.max()! / Float(Self.rowLimit(k: k))
                     for j in 0..<n {
                         let s = (0..<k).map { abs(w[$0 * n + j]) }.max()! / 127
                         let bound = (0..<k).reduce(Float(0)) { $0 + abs(x[i * k + $1]) * s / 2 + abs(w[$1 * n + j]) * t / 2 + t * s / 4 }

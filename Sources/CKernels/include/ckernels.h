@@ -72,8 +72,9 @@ void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx
 // panels of 16 columns with k in pairs: ck_packed_int8_size(k, n) bytes and n scales. A NaN weight packs as 0.
 long ck_packed_int8_size(long k, long n);
 void ck_pack_panels_int8(const void *w, long k, long n, int transposed, int8_t *packed, float *scales);
-// y[m×n] = x[m×k]·W (+ y when accumulate) for int8 panels: each row of x is rounded to [−127, 127] with its own scale
-// (max |row| / 127), sums are exact 32-bit integers, then scaled by the row's and the column's scale. scratch holds
+// y[m×n] = x[m×k]·W (+ y when accumulate) for int8 panels: each row of x is rounded to 16-bit integers in [−L, L] with
+// its own scale (max |row| / L), L = min(32767, (2³¹ − 1) / (127 · k rounded up to even)) so that the sums are exact
+// 32-bit integers, then scaled by the row's and the column's scale. scratch holds
 // ck_gemm_int8_scratch_size(m, k) floats (ck_gemm_scratch_size covers it); without it one is allocated. Splits across
 // `pool` like ck_gemm_packed; every variant gives the same result bit for bit.
 long ck_gemm_int8_scratch_size(long m, long k);

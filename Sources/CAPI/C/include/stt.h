@@ -102,7 +102,7 @@ enum {
     /* The encoder's weight matrices stored as bfloat16: half the bytes each step reads; the text may differ slightly
      * from fp32's. */
     STT_PRECISION_BF16 = 1,
-    /* The encoder's weight matrices in 8 bits with a scale per column, each step's rows rounded to 8 bits: a quarter
+    /* The encoder's weight matrices in 8 bits with a scale per column, each step's rows rounded to 16 bits: a quarter
      * of the bytes; a sherpa-onnx folder's *.int8.onnx files where it has them. The text differs more than bf16's. */
     STT_PRECISION_INT8 = 2
 };
