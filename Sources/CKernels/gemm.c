@@ -2,6 +2,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 // Products of a few rows (a streaming step has 1 to 14) with a weight matrix, stored as float32 or as bfloat16 (the
 // top half of a float32: half the bytes to read, widened back to float32 in registers; sums stay float32). A general GEMM repacks the weight on
@@ -362,3 +363,82 @@ int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, l
 }
 
 const char *ck_gemm_variant(void) { return selected()->name; }
+
+// The most multiply-adds per second one core's product instruction can do here, measured: independent chains
+// (enough to cover the latency) of the instruction the selected variant's products use, each chain on its own
+// values so that none can be merged, for `iterations` rounds. Benchmarks print it beside what a product achieves.
+// int8: vpmaddwd (two 16-bit multiply-adds a 32-bit lane) plus the vpaddd that accumulates it.
+static double ck_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+#if defined(__x86_64__)
+#define CHAINS 12
+static AVX2 double avx2_peak(long iterations, int int8, volatile float seed) {
+    double start = ck_seconds();
+    if (int8) {
+        __m256i c[CHAINS], w = _mm256_set1_epi16((short)(seed * 3)), b = _mm256_set1_epi32((int)(seed * 5));
+        for (int i = 0; i < CHAINS; i++) c[i] = _mm256_set1_epi32((int)seed + i);
+        for (long r = 0; r < iterations; r++)
+            for (int i = 0; i < CHAINS; i++) c[i] = _mm256_add_epi32(b, _mm256_madd_epi16(c[i], w));
+        int32_t out[8] = {0};
+        for (int i = 1; i < CHAINS; i++) c[0] = _mm256_add_epi32(c[0], c[i]);
+        _mm256_storeu_si256((__m256i *)out, c[0]);
+        if (out[0] == 12345) return -1;
+        return iterations * (double)CHAINS * 16 * 2 / (ck_seconds() - start) / 1e9;
+    }
+    __m256 c[CHAINS], w = _mm256_set1_ps(seed * 0.5f), b = _mm256_set1_ps(seed * 0.25f);
+    for (int i = 0; i < CHAINS; i++) c[i] = _mm256_set1_ps(seed + (float)i);
+    for (long r = 0; r < iterations; r++)
+        for (int i = 0; i < CHAINS; i++) c[i] = _mm256_fmadd_ps(c[i], w, b);
+    float out[8];
+    for (int i = 1; i < CHAINS; i++) c[0] = _mm256_add_ps(c[0], c[i]);
+    _mm256_storeu_ps(out, c[0]);
+    if (out[0] == 12345.0f) return -1;
+    return iterations * (double)CHAINS * 8 * 2 / (ck_seconds() - start) / 1e9;
+}
+#define CHAINS512 24
+static AVX512 double avx512_peak(long iterations, volatile float seed) {
+    double start = ck_seconds();
+    __m512 c[CHAINS512], w = _mm512_set1_ps(seed * 0.5f), b = _mm512_set1_ps(seed * 0.25f);
+    for (int i = 0; i < CHAINS512; i++) c[i] = _mm512_set1_ps(seed + (float)i);
+    for (long r = 0; r < iterations; r++)
+        for (int i = 0; i < CHAINS512; i++) c[i] = _mm512_fmadd_ps(c[i], w, b);
+    float out[16];
+    for (int i = 1; i < CHAINS512; i++) c[0] = _mm512_add_ps(c[0], c[i]);
+    _mm512_storeu_ps(out, c[0]);
+    if (out[0] == 12345.0f) return -1;
+    return iterations * (double)CHAINS512 * 16 * 2 / (ck_seconds() - start) / 1e9;
+}
+#endif
+
+double ck_peak_gflops(int int8) {
+    const long iterations = 20 * 1000 * 1000;
+    volatile float seed = 0.999f;
+    double best = 0;
+    for (int round = 0; round < 3; round++) {
+        double g = 0;
+#if defined(__x86_64__)
+        int level = ck_cpu_level();
+        if (level == CK_LEVEL_AVX512 && !int8) g = avx512_peak(iterations, seed);
+        else if (level >= CK_LEVEL_AVX2) g = avx2_peak(iterations, int8, seed);
+#endif
+        if (g == 0) {
+            // Portable: what the compiler makes of 16 independent scalar chains.
+            float c[16];
+            for (int i = 0; i < 16; i++) c[i] = seed + (float)i;
+            const float w = seed * 0.5f, b = seed * 0.25f;
+            double start = ck_seconds();
+            for (long r = 0; r < iterations / 4; r++)
+                for (int i = 0; i < 16; i++) c[i] = c[i] * w + b;
+            float sum = 0;
+            for (int i = 0; i < 16; i++) sum += c[i];
+            if (sum == 12345.0f) return -1;
+            g = iterations / 4 * 16.0 * 2 / (ck_seconds() - start) / 1e9;
+        }
+        if (g > best) best = g;
+    }
+    return best;
+}

@@ -73,6 +73,10 @@ package enum Kernels {
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
     package static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
 
+    /// One core's measured peak for the selected products' instruction, in GFLOP/s (a multiply-add counts 2): FMA, or
+    /// vpmaddwd for int8 (see `ck_peak_gflops`). For benchmarks: it takes about a second.
+    package static func peakGFLOPS(int8: Bool) -> Double { ck_peak_gflops(int8 ? 1 : 0) }
+
     package static var variant: String {
         String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) + ", int8 products "
             + String(cString: ck_gemm_int8_variant())

@@ -86,6 +86,10 @@ int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long
                                 float *scratch);
 const char *ck_gemm_int8_variant(void);
 
+// The measured peak of one core's product instruction on the selected variant, in billions of float operations per
+// second (a multiply-add counts 2): FMA for float32 and bf16 products, vpmaddwd for int8 (int8 = 1) — for benchmarks.
+double ck_peak_gflops(int int8);
+
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable").
 const char *ck_gemm_variant(void);
 // ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*), for tests.
