@@ -32,13 +32,16 @@ struct BenchLoad: ParsableCommand {
     @Argument(help: "A model folder.")
     var folder: String
 
+    @Option(help: "How the encoder's weight matrices are stored: fp32, bf16 or int8.")
+    var precision: WeightPrecision = .fp32
+
     func run() throws {
         let start = DispatchTime.now()
         let model: LoadedModel
         let encoder: ConformerEncoder
         do {
             model = try LoadedModel(folder: folder)
-            encoder = try ConformerEncoder(graph: model.encoder)
+            encoder = try ConformerEncoder(graph: model.encoder, precision: precision)
         } catch { throw CommandFailure(error) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let weights = model.encoder.weightBytes + (model.decoder?.weightBytes ?? 0)
@@ -66,7 +69,7 @@ struct BenchEncoder: ParsableCommand {
     @Option(help: "Threads for the weight products.")
     var threads: Int = 1
 
-    @Option(help: "How the weight matrices are stored: fp32 or bf16.")
+    @Option(help: "How the weight matrices are stored: fp32, bf16 or int8.")
     var precision: WeightPrecision = .fp32
 
     @Flag(help: "Also print where the time goes by operator, the weight bytes and product FLOPs per call, and this machine's measured read bandwidth.")
