@@ -367,8 +367,7 @@ const char *ck_gemm_variant(void) { return selected()->name; }
 // The most multiply-adds per second one core's product instruction can do here, measured: independent chains
 // (enough to cover the latency) of the instruction the selected variant's products use, each chain on its own
 // values so that none can be merged, for `iterations` rounds. Benchmarks print it beside what a product achieves.
-// int8: vpmaddwd (two 16-bit multiply-adds a 32-bit lane) plus the vpaddd that accumulates it.
-static double ck_seconds(void) {
+double ck_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
@@ -376,19 +375,8 @@ static double ck_seconds(void) {
 
 #if defined(__x86_64__)
 #define CHAINS 12
-static AVX2 double avx2_peak(long iterations, int int8, volatile float seed) {
+static AVX2 double avx2_peak(long iterations, volatile float seed) {
     double start = ck_seconds();
-    if (int8) {
-        __m256i c[CHAINS], w = _mm256_set1_epi16((short)(seed * 3)), b = _mm256_set1_epi32((int)(seed * 5));
-        for (int i = 0; i < CHAINS; i++) c[i] = _mm256_set1_epi32((int)seed + i);
-        for (long r = 0; r < iterations; r++)
-            for (int i = 0; i < CHAINS; i++) c[i] = _mm256_add_epi32(b, _mm256_madd_epi16(c[i], w));
-        int32_t out[8] = {0};
-        for (int i = 1; i < CHAINS; i++) c[0] = _mm256_add_epi32(c[0], c[i]);
-        _mm256_storeu_si256((__m256i *)out, c[0]);
-        if (out[0] == 12345) return -1;
-        return iterations * (double)CHAINS * 16 * 2 / (ck_seconds() - start) / 1e9;
-    }
     __m256 c[CHAINS], w = _mm256_set1_ps(seed * 0.5f), b = _mm256_set1_ps(seed * 0.25f);
     for (int i = 0; i < CHAINS; i++) c[i] = _mm256_set1_ps(seed + (float)i);
     for (long r = 0; r < iterations; r++)
@@ -414,16 +402,19 @@ static AVX512 double avx512_peak(long iterations, volatile float seed) {
 }
 #endif
 
+double ck_int8_peak_gflops(long iterations);   // gemm_int8.c: the same for its selected variant
+
 double ck_peak_gflops(int int8) {
     const long iterations = 20 * 1000 * 1000;
     volatile float seed = 0.999f;
     double best = 0;
     for (int round = 0; round < 3; round++) {
         double g = 0;
+        if (int8) g = ck_int8_peak_gflops(iterations);
 #if defined(__x86_64__)
         int level = ck_cpu_level();
-        if (level == CK_LEVEL_AVX512 && !int8) g = avx512_peak(iterations, seed);
-        else if (level >= CK_LEVEL_AVX2) g = avx2_peak(iterations, int8, seed);
+        if (!int8 && level == CK_LEVEL_AVX512) g = avx512_peak(iterations, seed);
+        else if (!int8 && level >= CK_LEVEL_AVX2) g = avx2_peak(iterations, seed);
 #endif
         if (g == 0) {
             // Portable: what the compiler makes of 16 independent scalar chains.

@@ -173,7 +173,89 @@ static AVX2 void avx2_panel(const void *context, long j) {
         r0 += mr;
     }
 }
+
+// AVX-512 (BW): one k pair of a whole panel is 32 bytes, sign-extended to 32 16-bit integers in one register, and a
+// row's broadcast pair times it gives the 16 columns' 32-bit sums in order. Up to 14 rows a tile (14 accumulators).
+// With AVX512_VNNI, vpdpwssd does vpmaddwd and the add in one instruction (not saturating: the same integers).
+#define AVX512_TILE_ROWS 14
+#define AVX512BW __attribute__((target("avx512f,avx512bw")))
+#define AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+// One tile's body; ACCUMULATE(c, x, w) adds the pair products of x and w to c.
+#define TILE512_BODY(ACCUMULATE)                                                                                \
+    const int8_t *wp = job->weights + j * job->k2 * PANEL;                                                      \
+    const char *next = job->m > AVX512_TILE_ROWS ? (const char *)(wp + job->k2 * PANEL) : NULL;                 \
+    __m512i c[AVX512_TILE_ROWS];                                                                                \
+    for (int r = 0; r < mr; r++) c[r] = _mm512_setzero_si512();                                                 \
+    for (long p = 0; p < job->k2 / 2; p++) {                                                                    \
+        if (next) _mm_prefetch(next + p * 2 * PANEL, _MM_HINT_T0);                                              \
+        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wp + p * 2 * PANEL)));            \
+        for (int r = 0; r < mr; r++) {                                                                          \
+            int32_t pair;                                                                                       \
+            memcpy(&pair, job->q + (r0 + r) * job->k2 + 2 * p, sizeof pair);                                    \
+            c[r] = ACCUMULATE(c[r], _mm512_set1_epi32(pair), w);                                                \
+        }                                                                                                       \
+    }                                                                                                           \
+    for (int r = 0; r < mr; r++) {                                                                              \
+        int32_t sums[PANEL];                                                                                    \
+        _mm512_storeu_si512((void *)sums, c[r]);                                                                \
+        store(job, sums, r0 + r, j);                                                                            \
+    }
+
+#define MADD_ADD(c, x, w) _mm512_add_epi32(c, _mm512_madd_epi16(x, w))
+static inline __attribute__((always_inline)) AVX512BW void tile512_bw(const int8_job *job, long j, long r0, int mr) {
+    TILE512_BODY(MADD_ADD)
+}
+static inline __attribute__((always_inline)) AVX512VNNI void tile512_vnni(const int8_job *job, long j, long r0,
+                                                                           int mr) {
+    TILE512_BODY(_mm512_dpwssd_epi32)
+}
+
+#define TILE512(MR, KIND) case MR: tile512_##KIND(job, j, r0, MR); break;
+#define TILES512(KIND)                                                                                          \
+    switch (mr) {                                                                                               \
+        TILE512(1, KIND) TILE512(2, KIND) TILE512(3, KIND) TILE512(4, KIND) TILE512(5, KIND) TILE512(6, KIND)   \
+        TILE512(7, KIND) TILE512(8, KIND) TILE512(9, KIND) TILE512(10, KIND) TILE512(11, KIND)                  \
+        TILE512(12, KIND) TILE512(13, KIND) TILE512(14, KIND)                                                   \
+    }
+
+static AVX512BW void avx512bw_panel(const void *context, long j) {
+    const int8_job *job = (const int8_job *)context;
+    const long tiles = (job->m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS;
+    for (long t = 0, r0 = 0; t < tiles; t++) {
+        int mr = (int)((job->m - r0) / (tiles - t));
+        TILES512(bw)
+        r0 += mr;
+    }
+}
+
+static AVX512VNNI void avx512vnni_panel(const void *context, long j) {
+    const int8_job *job = (const int8_job *)context;
+    const long tiles = (job->m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS;
+    for (long t = 0, r0 = 0; t < tiles; t++) {
+        int mr = (int)((job->m - r0) / (tiles - t));
+        TILES512(vnni)
+        r0 += mr;
+    }
+}
 #endif
+
+// What this CPU runs, as the int8 variants number it: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd on 512
+// bits), 3 AVX512_VNNI (vpdpwssd). STT_KERNELS caps it as it caps the float products (ck_cpu_level).
+static int int8_level(void) {
+    static int level = -1;
+    int known = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
+    if (known >= 0) return known;
+    int found = ck_cpu_level() >= CK_LEVEL_AVX2 ? 1 : 0;
+#if defined(__x86_64__)
+    if (ck_cpu_level() >= CK_LEVEL_AVX512 && __builtin_cpu_supports("avx512bw")) {
+        found = 2;
+        if (__builtin_cpu_supports("avx512vnni")) found = 3;
+    }
+#endif
+    __atomic_store_n(&level, found, __ATOMIC_RELEASE);
+    return found;
+}
 
 static void run_chunks(void *context, long part, long parts) {
     (void)part; (void)parts;
@@ -201,7 +283,9 @@ static int gemm_int8(int variant, ck_pool *pool, const float *x, long m, long k,
     int8_job job = {q, row_scales, m, even(k), n, packed, scales, y, ldy, accumulate, (n + PANEL - 1) / PANEL,
                     portable_panel, 0};
 #if defined(__x86_64__)
-    if (variant >= CK_LEVEL_AVX2) job.panel = avx2_panel;
+    if (variant == 1) job.panel = avx2_panel;
+    if (variant == 2) job.panel = avx512bw_panel;
+    if (variant == 3) job.panel = avx512vnni_panel;
 #endif
     if (m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
         ck_pool_run(pool, run_chunks, &job);
@@ -214,14 +298,62 @@ static int gemm_int8(int variant, ck_pool *pool, const float *x, long m, long k,
 
 void ck_gemm_packed_int8(ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
                          const float *scales, long n, float *y, long ldy, int accumulate, float *scratch) {
-    gemm_int8(ck_cpu_level(), pool, x, m, k, ldx, packed, scales, n, y, ldy, accumulate, scratch);
+    gemm_int8(int8_level(), pool, x, m, k, ldx, packed, scales, n, y, ldy, accumulate, scratch);
 }
 
 int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx,
                                 const int8_t *packed, const float *scales, long n, float *y, long ldy, int accumulate,
                                 float *scratch) {
-    if (variant < 0 || variant > ck_cpu_level()) return 0;
+    if (variant < 0 || variant > int8_level()) return 0;
     return gemm_int8(variant, pool, x, m, k, ldx, packed, scales, n, y, ldy, accumulate, scratch);
 }
 
-const char *ck_gemm_int8_variant(void) { return ck_cpu_level() >= CK_LEVEL_AVX2 ? "avx2 (vpmaddwd)" : "portable"; }
+const char *ck_gemm_int8_variant(void) {
+    static const char *names[] = {"portable", "avx2 (vpmaddwd)", "avx512bw (vpmaddwd)", "avx512_vnni (vpdpwssd)"};
+    return names[int8_level()];
+}
+
+// One core's peak of the selected variant's instruction, for ck_peak_gflops: vpmaddwd (two 16-bit multiply-adds a
+// 32-bit lane) and the vpaddd that accumulates it, or vpdpwssd; 0 for the portable code (ck_peak_gflops measures it).
+double ck_seconds(void);
+#define PEAK_CHAINS 12
+#if defined(__x86_64__)
+static AVX2 double avx2_int8_peak(long iterations, int seed) {
+    double start = ck_seconds();
+    __m256i c[PEAK_CHAINS], w = _mm256_set1_epi16((short)(seed * 3)), b = _mm256_set1_epi32(seed * 5);
+    for (int i = 0; i < PEAK_CHAINS; i++) c[i] = _mm256_set1_epi32(seed + i);
+    for (long r = 0; r < iterations; r++)
+        for (int i = 0; i < PEAK_CHAINS; i++) c[i] = _mm256_add_epi32(b, _mm256_madd_epi16(c[i], w));
+    for (int i = 1; i < PEAK_CHAINS; i++) c[0] = _mm256_add_epi32(c[0], c[i]);
+    int32_t out[8];
+    _mm256_storeu_si256((__m256i *)out, c[0]);
+    if (out[0] == 12345) return -1;
+    return iterations * (double)PEAK_CHAINS * 16 * 2 / (ck_seconds() - start) / 1e9;
+}
+#define PEAK512_BODY(ACCUMULATE)                                                                                \
+    double start = ck_seconds();                                                                                \
+    __m512i c[2 * PEAK_CHAINS], w = _mm512_set1_epi16((short)(seed * 3)), b = _mm512_set1_epi32(seed * 5);      \
+    for (int i = 0; i < 2 * PEAK_CHAINS; i++) c[i] = _mm512_set1_epi32(seed + i);                               \
+    for (long r = 0; r < iterations; r++)                                                                       \
+        for (int i = 0; i < 2 * PEAK_CHAINS; i++) c[i] = ACCUMULATE(b, c[i], w);                                \
+    for (int i = 1; i < 2 * PEAK_CHAINS; i++) c[0] = _mm512_add_epi32(c[0], c[i]);                              \
+    int32_t out[16];                                                                                            \
+    _mm512_storeu_si512((void *)out, c[0]);                                                                     \
+    if (out[0] == 12345) return -1;                                                                             \
+    return iterations * (double)PEAK_CHAINS * 2 * 32 * 2 / (ck_seconds() - start) / 1e9;
+static AVX512BW double avx512bw_int8_peak(long iterations, int seed) { PEAK512_BODY(MADD_ADD) }
+static AVX512VNNI double avx512vnni_int8_peak(long iterations, int seed) { PEAK512_BODY(_mm512_dpwssd_epi32) }
+#endif
+
+double ck_int8_peak_gflops(long iterations) {
+    volatile int seed = 1;
+#if defined(__x86_64__)
+    switch (int8_level()) {
+    case 1: return avx2_int8_peak(iterations, seed);
+    case 2: return avx512bw_int8_peak(iterations, seed);
+    case 3: return avx512vnni_int8_peak(iterations, seed);
+    }
+#endif
+    (void)iterations; (void)seed;
+    return 0;
+}

@@ -80,7 +80,8 @@ void ck_pack_panels_int8(const void *w, long k, long n, int transposed, int8_t *
 long ck_gemm_int8_scratch_size(long m, long k);
 void ck_gemm_packed_int8(ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
                          const float *scales, long n, float *y, long ldy, int accumulate, float *scratch);
-// With a given variant (CK_LEVEL_PORTABLE or higher for AVX2), for tests; 0 when unavailable.
+// With a given variant, for tests: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd), 3 AVX512_VNNI (vpdpwssd);
+// returns 0 when this CPU lacks it or STT_KERNELS excludes it.
 int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx,
                                 const int8_t *packed, const float *scales, long n, float *y, long ldy, int accumulate,
                                 float *scratch);
