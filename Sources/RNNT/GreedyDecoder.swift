@@ -52,15 +52,16 @@ package final class RNNTDecoder: Sendable {
 /// across chunks, and the prediction output for them.
 package final class GreedyState {
     package let prediction: PredictionState
-    package private(set) var lastToken: Int
+    package fileprivate(set) var lastToken: Int
     /// Encoder frames decoded so far (the next frame's index).
-    package private(set) var frames = 0
+    package fileprivate(set) var frames = 0
     let f: UnsafeMutablePointer<Float>
     let g: UnsafeMutablePointer<Float>
     let sum: UnsafeMutablePointer<Float>
     let logits: UnsafeMutablePointer<Float>
     private let storage: Tensor
-    private var predictionReady = false
+    /// Whether `g` holds the joint's projection of the prediction for `lastToken` (the candidate state's output).
+    fileprivate var predictionReady = false
 
     package init(decoder: RNNTDecoder) {
         let d = decoder.description
@@ -104,6 +105,124 @@ package final class GreedyState {
                 symbols += 1
             }
             frames += 1
+        }
+    }
+}
+
+/// Greedy RNN-T decoding of several streams' frames at once, as ``GreedyState/decode(_:frames:count:width:maxSymbols:emit:)``
+/// does one stream's: in rounds, each stream at its own frame and symbol. A round runs the prediction network of every
+/// stream that emitted in the last one as one product per weight, then the joint of every stream as one, so the
+/// decoder's weights are read once a round rather than once a stream. Each row's sums are the ones a single stream's
+/// product makes, so every stream's tokens are its own. Buffers are allocated once, for `capacity` streams.
+package final class GreedyBatch {
+    package let capacity: Int
+    private let decoder: RNNTDecoder
+    private let inputs: Tensor, previous: Tensor, gates: Tensor, outputs: Tensor, projected: Tensor, sums: Tensor
+    private let logits: Tensor
+    /// Per stream of the current call: the frame being decoded and the symbols emitted on it.
+    private var frame: [Int], symbols: [Int]
+    private var active: [Int] = [], predicting: [Int] = []
+
+    package init(decoder: RNNTDecoder, capacity: Int) {
+        self.decoder = decoder
+        self.capacity = max(1, capacity)
+        let d = decoder.description, rows = self.capacity
+        inputs = Tensor(zeros: [rows, d.predictionHidden])
+        previous = Tensor(zeros: [rows, d.predictionHidden])
+        gates = Tensor(zeros: [rows, 4 * d.predictionHidden])
+        outputs = Tensor(zeros: [rows, d.predictionHidden])
+        projected = Tensor(zeros: [rows, d.jointHidden])
+        sums = Tensor(zeros: [rows, d.jointHidden])
+        logits = Tensor(zeros: [rows, d.classes])
+        frame = Array(repeating: 0, count: rows)
+        symbols = Array(repeating: 0, count: rows)
+        active.reserveCapacity(rows)
+        predicting.reserveCapacity(rows)
+    }
+
+    /// Decodes `count(i)` encoder frames at `frames(i)` (rows of `width`) for each of `states` (at most `capacity`),
+    /// calling `emit(i, emission)` for stream i's tokens in its own order.
+    package func decode(_ states: [GreedyState], frames: (Int) -> UnsafePointer<Float>, count: (Int) -> Int, width: Int,
+                        maxSymbols: Int = 10, emit: (Int, Emission) -> Void) {
+        let joint = decoder.joint, prediction = decoder.prediction
+        let h = prediction.hidden, hidden = joint.hidden, classes = joint.classes
+        let top = prediction.layers.count - 1
+        guard maxSymbols > 0 else {
+            for i in states.indices.prefix(capacity) { states[i].frames += count(i) }
+            return
+        }
+        active.removeAll(keepingCapacity: true)
+        for i in states.indices.prefix(capacity) {
+            frame[i] = 0
+            symbols[i] = 0
+            if count(i) > 0 { active.append(i) }
+        }
+        // The joint's encoder projection of a stream's frames is needed one frame at a time; f holds the current one.
+        for i in active { joint.projectEncoder(frames(i), into: states[i].f) }
+        while !active.isEmpty {
+            // The prediction network of every stream whose last joint emitted: layer by layer, one product per weight.
+            predicting.removeAll(keepingCapacity: true)
+            for i in active where !states[i].predictionReady { predicting.append(i) }
+            if !predicting.isEmpty {
+                let m = predicting.count
+                for (r, i) in predicting.enumerated() {
+                    (inputs.data + r * h).update(from: prediction.embedding.data + states[i].lastToken * h, count: h)
+                }
+                for (l, layer) in prediction.layers.enumerated() {
+                    for (r, i) in predicting.enumerated() {
+                        (previous.data + r * h).update(from: states[i].prediction.h(l), count: h)
+                        (gates.data + r * 4 * h).update(from: layer.bias.data, count: 4 * h)
+                    }
+                    Kernels.gemm(m: m, x: inputs.data, ldx: h, layer.input, y: gates.data, ldy: 4 * h, accumulate: true)
+                    Kernels.gemm(m: m, x: previous.data, ldx: h, layer.recurrent, y: gates.data, ldy: 4 * h,
+                                 accumulate: true)
+                    for (r, i) in predicting.enumerated() {
+                        let state = states[i].prediction
+                        PredictionNetwork.cell(gates: gates.data + r * 4 * h, hidden: h, c: state.c(l),
+                                               nextH: state.nextH(l), nextC: state.nextC(l))
+                        (outputs.data + r * h).update(from: state.nextH(l), count: h)
+                    }
+                    if l < top { inputs.data.update(from: outputs.data, count: m * h) }
+                }
+                for r in 0..<m { (projected.data + r * hidden).update(from: joint.predBias.data, count: hidden) }
+                Kernels.gemm(m: m, x: outputs.data, ldx: h, joint.pred, y: projected.data, ldy: hidden, accumulate: true)
+                for (r, i) in predicting.enumerated() {
+                    states[i].g.update(from: projected.data + r * hidden, count: hidden)
+                    states[i].predictionReady = true
+                }
+            }
+            // The joint of every active stream at its frame, one product.
+            for (r, i) in active.enumerated() {
+                let f = states[i].f, g = states[i].g, sum = sums.data + r * hidden
+                for j in 0..<hidden { sum[j] = max(0, f[j] + g[j]) }
+                (logits.data + r * classes).update(from: joint.outBias.data, count: classes)
+            }
+            Kernels.gemm(m: active.count, x: sums.data, ldx: hidden, joint.out, y: logits.data, ldy: classes,
+                         accumulate: true)
+            var kept = 0
+            for (r, i) in active.enumerated() {
+                let state = states[i]
+                let (best, logProbability) = bestClass(logits.data + r * classes, count: classes)
+                var nextFrame = best == decoder.blank
+                if !nextFrame {
+                    emit(i, Emission(id: best, frame: state.frames, logProbability: logProbability))
+                    state.prediction.advance()
+                    state.lastToken = best
+                    state.predictionReady = false
+                    symbols[i] += 1
+                    nextFrame = symbols[i] == maxSymbols
+                }
+                if nextFrame {
+                    state.frames += 1
+                    frame[i] += 1
+                    symbols[i] = 0
+                    if frame[i] == count(i) { continue }
+                    joint.projectEncoder(frames(i) + frame[i] * width, into: state.f)
+                }
+                active[kept] = i
+                kept += 1
+            }
+            active.removeLast(active.count - kept)
         }
     }
 }

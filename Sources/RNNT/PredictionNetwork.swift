@@ -47,14 +47,21 @@ package struct PredictionNetwork: Sendable {
             gates.update(from: layer.bias.data, count: 4 * h)
             Kernels.gemm(m: 1, x: input, ldx: layer.input.rows, layer.input, y: gates, ldy: 4 * h, accumulate: true)
             Kernels.gemm(m: 1, x: hPrev, ldx: h, layer.recurrent, y: gates, ldy: 4 * h, accumulate: true)
-            Kernels.sigmoid(gates, count: 2 * h)                  // i, f
-            Kernels.sigmoid(gates + 3 * h, count: h)              // o
-            for j in 0..<h {
-                let c = gates[h + j] * cPrev[j] + gates[j] * tanhf(gates[2 * h + j])
-                cNext[j] = c
-                hNext[j] = gates[3 * h + j] * tanhf(c)
-            }
+            Self.cell(gates: gates, hidden: h, c: cPrev, nextH: hNext, nextC: cNext)
             input = UnsafePointer(hNext)
+        }
+    }
+
+    /// The LSTM cell after its products: gates [4H] (i, f, g, o pre-activations) and the previous c give the next h
+    /// and c.
+    static func cell(gates: UnsafeMutablePointer<Float>, hidden h: Int, c cPrev: UnsafePointer<Float>,
+                     nextH hNext: UnsafeMutablePointer<Float>, nextC cNext: UnsafeMutablePointer<Float>) {
+        Kernels.sigmoid(gates, count: 2 * h)                  // i, f
+        Kernels.sigmoid(gates + 3 * h, count: h)              // o
+        for j in 0..<h {
+            let c = gates[h + j] * cPrev[j] + gates[j] * tanhf(gates[2 * h + j])
+            cNext[j] = c
+            hNext[j] = gates[3 * h + j] * tanhf(c)
         }
     }
 }

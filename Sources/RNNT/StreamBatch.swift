@@ -33,6 +33,11 @@ public final class StreamBatch: @unchecked Sendable {
     private var snapshot: [Member] = []
     private var taken: [TranscriptionStream] = []
     private var handlers: [(StepHandler, TranscriptionStream)] = []
+    /// The RNN-T streams of a step decode together: their states, their places in `taken`, their token counts before.
+    private var greedyBatch: GreedyBatch?
+    private var greedyStates: [GreedyState] = []
+    private var greedyTaken: [Int] = []
+    private var tokensBefore: [Int] = []
     /// Where the next step starts looking, so that every stream gets its turn when more than `maxStreams` are ready.
     private var cursor = 0
 
@@ -49,6 +54,10 @@ public final class StreamBatch: @unchecked Sendable {
         self.maxStreams = max(1, maxStreams)
         taken.reserveCapacity(self.maxStreams)
         handlers.reserveCapacity(self.maxStreams)
+        greedyStates.reserveCapacity(self.maxStreams)
+        greedyTaken.reserveCapacity(self.maxStreams)
+        tokensBefore.reserveCapacity(self.maxStreams)
+        greedyBatch = model.rnnt.map { GreedyBatch(decoder: $0, capacity: self.maxStreams) }
     }
 
     /// Opens a stream whose encoder steps this batch runs.
@@ -110,9 +119,14 @@ public final class StreamBatch: @unchecked Sendable {
         let advanced = taken.count
         if advanced > 0 {
             model.encoder.step(batch)
+            decodeTogether(batch)
             for (i, stream) in taken.enumerated() {
                 let output = batch.output(i)
-                stream.published(stream.core.decodeStep(output.frames, rows: output.rows))
+                if tokensBefore[i] >= 0 {
+                    stream.published(stream.core.decoded(rows: output.rows, since: tokensBefore[i]))
+                } else {
+                    stream.published(stream.core.decodeStep(output.frames, rows: output.rows))
+                }
                 stream.lock.unlock()
             }
             membersLock.withLock { largest = max(largest, advanced) }
@@ -123,6 +137,28 @@ public final class StreamBatch: @unchecked Sendable {
         handlers.removeAll(keepingCapacity: true)
         cursor = next % count
         return advanced
+    }
+
+    /// The greedy RNN-T decoding of every RNN-T stream in the step, as one `GreedyBatch`: its weights are read once a
+    /// round for all of them. `tokensBefore[i]` is stream i's token count before, or −1 for a stream left to decode
+    /// alone (CTC).
+    private func decodeTogether(_ batch: EncoderBatch) {
+        greedyStates.removeAll(keepingCapacity: true)
+        greedyTaken.removeAll(keepingCapacity: true)
+        tokensBefore.removeAll(keepingCapacity: true)
+        for (i, stream) in taken.enumerated() {
+            if let state = stream.core.rnntState, greedyBatch != nil {
+                greedyStates.append(state)
+                greedyTaken.append(i)
+                tokensBefore.append(stream.core.tokens.count)
+            } else {
+                tokensBefore.append(-1)
+            }
+        }
+        guard let greedyBatch, !greedyStates.isEmpty else { return }
+        greedyBatch.decode(greedyStates, frames: { batch.output(greedyTaken[$0]).frames },
+                           count: { batch.output(greedyTaken[$0]).rows }, width: model.encoder.dModel,
+                           maxSymbols: model.maxSymbols) { i, emission in taken[greedyTaken[i]].core.record(emission) }
     }
 
     /// Steps until no stream has a complete window; returns the steps run.

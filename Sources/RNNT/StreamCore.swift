@@ -174,6 +174,21 @@ final class StreamCore {
         return tokens[before...]
     }
 
+    /// The greedy RNN-T state of a stream that decodes with RNN-T, for a batch to decode its rows together with other
+    /// streams' (`GreedyBatch`): then `record` takes its emissions and `decoded(rows:since:)` ends the step.
+    var rnntState: GreedyState? { model.rnnt == nil ? nil : greedy }
+
+    func record(_ emission: Emission) {
+        tokens.append(token(emission.id, frame: emission.frame, logProbability: emission.logProbability))
+        speechEndFrame = emission.frame + 1
+    }
+
+    /// Ends a step whose `n` rows a batch decoded; returns the tokens from index `before` on.
+    func decoded(rows n: Int, since before: Int) -> ArraySlice<Token> {
+        encoderFrames += n
+        return tokens[before...]
+    }
+
     /// Seconds of audio in complete windows that no step has run yet (a batched stream's until its batch steps it).
     var waitingSeconds: Double { Double(windows.framesBeyondNextWindow) * Double(MelFrontend.hop) / Double(MelFrontend.sampleRate) }
 
@@ -183,10 +198,7 @@ final class StreamCore {
     private func decode(_ encoded: UnsafePointer<Float>, frames n: Int) {
         let d = model.encoder.dModel
         if let greedy, let rnnt = model.rnnt {
-            greedy.decode(rnnt, frames: encoded, count: n, width: d, maxSymbols: model.maxSymbols) { emission in
-                tokens.append(token(emission.id, frame: emission.frame, logProbability: emission.logProbability))
-                speechEndFrame = emission.frame + 1
-            }
+            greedy.decode(rnnt, frames: encoded, count: n, width: d, maxSymbols: model.maxSymbols) { record($0) }
         } else if useCTC, let ctc = model.ctc {
             for t in 0..<n {
                 let (k, logProbability) = ctc.best(encoded + t * d, logits: ctcLogits.data)
