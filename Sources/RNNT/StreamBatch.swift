@@ -4,7 +4,8 @@ import STTConformer
 /// Streams of one model whose encoder steps run together. A step takes every stream that has a complete window and
 /// multiplies their rows through each layer's weights at once, so N streams read the weights once per step instead
 /// of N times: on a CPU that spends its time waiting for weights, N streams cost little more than one. Attention and
-/// convolution still run per stream, each with its own caches, and every stream's tokens equal those of a stream
+/// convolution still run per stream, each with its own caches. The greedy RNN-T decoders of the step's streams then
+/// run together as well, one product per decoder weight each round. Every stream's tokens equal those of a stream
 /// opened on its own.
 ///
 /// Open streams with ``makeStream(options:afterStep:)`` and push audio into them from any thread; pushes then only compute
@@ -87,7 +88,8 @@ public final class StreamBatch: @unchecked Sendable {
     public var streamCount: Int { membersLock.withLock { members.count(where: { $0.stream != nil }) } }
 
     /// One batched step: every stream with a complete window (up to ``maxStreams``, taking turns) goes through the
-    /// encoder together, then each decodes its frames. Returns the streams it advanced (0 when none was ready).
+    /// encoder together, then their greedy RNN-T decoders run together too (CTC streams decode alone). Returns the
+    /// streams it advanced (0 when none was ready).
     @discardableResult
     public func step() -> Int {
         stepLock.lock()
