@@ -5,6 +5,10 @@ import PackageDescription
 // files and the streaming resampler. The modules behind it keep the directories of the design (Sources/Tensor,
 // Sources/WeightLoader, Sources/Audio, Sources/Conformer, Sources/RNNT) under names that cannot collide with another
 // package's targets (`Audio`, `Tensor`, …); their internals are `package`, not public.
+// STT_EMULATE_X86=1 builds the kernels on SIMDe's portable intrinsics with every x86 feature reported present
+// (Sources/CKernels/simd.h; needs libsimde-dev): the tests then run the AVX-512 variants on any CPU, slowly.
+let kernelSettings: [CSetting] = Context.environment["STT_EMULATE_X86"] == nil ? [] : [.define("CK_EMULATE_X86")]
+
 let package = Package(
     name: "stt",
     products: [
@@ -23,7 +27,7 @@ let package = Package(
         .systemLibrary(
             name: "CSTTFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
             providers: [.apt(["libfftw3-dev"])]),
-        .target(name: "CSTTKernels", path: "Sources/CKernels"),
+        .target(name: "CSTTKernels", path: "Sources/CKernels", cSettings: kernelSettings),
         .target(name: "STTTensor", dependencies: ["CSTTOpenBLAS", "CSTTFFTW", "CSTTKernels"], path: "Sources/Tensor"),
         .target(name: "STTWeightLoader", dependencies: ["STTTensor"], path: "Sources/WeightLoader"),
         .target(name: "STTAudio", dependencies: ["STTTensor", "CSTTFFTW"], path: "Sources/Audio"),

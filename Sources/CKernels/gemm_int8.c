@@ -1,4 +1,5 @@
 #include "ckernels.h"
+#include "simd.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -132,9 +133,8 @@ static void portable_panel(const void *context, long j) {
     }
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,fma")))
+#if CK_X86
+#define AVX2 CK_TARGET("avx2,fma")
 
 // As for float32 (gemm.c), a product of more rows than one tile prefetches the next panel, a line per k pair.
 static inline __attribute__((always_inline)) AVX2 void tile(const int8_job *job, long j, long r0, int mr) {
@@ -178,8 +178,8 @@ static AVX2 void avx2_panel(const void *context, long j) {
 // row's broadcast pair times it gives the 16 columns' 32-bit sums in order. Up to 14 rows a tile (14 accumulators).
 // With AVX512_VNNI, vpdpwssd does vpmaddwd and the add in one instruction (not saturating: the same integers).
 #define AVX512_TILE_ROWS 14
-#define AVX512BW __attribute__((target("avx512f,avx512bw")))
-#define AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define AVX512BW CK_TARGET("avx512f,avx512bw")
+#define AVX512VNNI CK_TARGET("avx512f,avx512bw,avx512vnni")
 
 // One tile's body; ACCUMULATE(c, x, w) adds the pair products of x and w to c.
 #define TILE512_BODY(ACCUMULATE)                                                                                \
@@ -241,16 +241,17 @@ static AVX512VNNI void avx512vnni_panel(const void *context, long j) {
 #endif
 
 // What this CPU runs, as the int8 variants number it: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd on 512
-// bits), 3 AVX512_VNNI (vpdpwssd). STT_KERNELS caps it as it caps the float products (ck_cpu_level).
+// bits), 3 AVX512_VNNI (vpdpwssd). STT_KERNELS caps it as it caps the float products (ck_cpu_level); =avx512 leaves
+// out VNNI (ck_cpu_extensions_allowed).
 static int int8_level(void) {
     static int level = -1;
     int known = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
     if (known >= 0) return known;
     int found = ck_cpu_level() >= CK_LEVEL_AVX2 ? 1 : 0;
-#if defined(__x86_64__)
-    if (ck_cpu_level() >= CK_LEVEL_AVX512 && __builtin_cpu_supports("avx512bw")) {
+#if CK_X86
+    if (ck_cpu_level() >= CK_LEVEL_AVX512 && ck_cpu_supports("avx512bw")) {
         found = 2;
-        if (__builtin_cpu_supports("avx512vnni")) found = 3;
+        if (ck_cpu_extensions_allowed() && ck_cpu_supports("avx512vnni")) found = 3;
     }
 #endif
     __atomic_store_n(&level, found, __ATOMIC_RELEASE);
@@ -282,7 +283,7 @@ static int gemm_int8(int variant, ck_pool *pool, const float *x, long m, long k,
     quantize_rows(x, m, k, ldx, q, row_scales);
     int8_job job = {q, row_scales, m, even(k), n, packed, scales, y, ldy, accumulate, (n + PANEL - 1) / PANEL,
                     portable_panel, 0};
-#if defined(__x86_64__)
+#if CK_X86
     if (variant == 1) job.panel = avx2_panel;
     if (variant == 2) job.panel = avx512bw_panel;
     if (variant == 3) job.panel = avx512vnni_panel;
@@ -317,7 +318,7 @@ const char *ck_gemm_int8_variant(void) {
 // 32-bit lane) and the vpaddd that accumulates it, or vpdpwssd; 0 for the portable code (ck_peak_gflops measures it).
 double ck_seconds(void);
 #define PEAK_CHAINS 12
-#if defined(__x86_64__)
+#if CK_X86
 static AVX2 double avx2_int8_peak(long iterations, int seed) {
     double start = ck_seconds();
     __m256i c[PEAK_CHAINS], w = _mm256_set1_epi16((short)(seed * 3)), b = _mm256_set1_epi32(seed * 5);
@@ -347,7 +348,7 @@ static AVX512VNNI double avx512vnni_int8_peak(long iterations, int seed) { PEAK5
 
 double ck_int8_peak_gflops(long iterations) {
     volatile int seed = 1;
-#if defined(__x86_64__)
+#if CK_X86
     switch (int8_level()) {
     case 1: return avx2_int8_peak(iterations, seed);
     case 2: return avx512bw_int8_peak(iterations, seed);

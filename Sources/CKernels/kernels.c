@@ -1,4 +1,5 @@
 #include "ckernels.h"
+#include "simd.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -77,8 +78,8 @@ static inline float exp_approx(float input) {
     }
 
 DEFINE_KERNELS(base, )
-#if defined(__x86_64__)
-DEFINE_KERNELS(avx2, __attribute__((target("avx2,fma"))))
+#if CK_X86
+DEFINE_KERNELS(avx2, CK_TARGET("avx2,fma"))
 #endif
 
 typedef struct {
@@ -95,13 +96,13 @@ typedef struct {
 
 static const kernel_table base_table = {swish_base, sigmoid_base, glu_rows_base, layer_norm_base, softmax_base,
                                         axpy_base, add_bias_rows_base, relu_base, "portable"};
-#if defined(__x86_64__)
+#if CK_X86
 static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2, layer_norm_avx2, softmax_avx2,
                                         axpy_avx2, add_bias_rows_avx2, relu_avx2, "avx2+fma"};
 #endif
 
 static const kernel_table *table(void) {
-#if defined(__x86_64__)
+#if CK_X86
     if (ck_cpu_level() >= CK_LEVEL_AVX2) return &avx2_table;
 #endif
     return &base_table;

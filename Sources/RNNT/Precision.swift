@@ -13,7 +13,9 @@ extension SpeechModel {
         /// 32-bit floats: exact for the files loaded.
         case fp32
         /// bfloat16 (rounded to nearest even), widened to float32 as they are multiplied: half the weight bytes each
-        /// step reads. Everything else stays float32; the text may differ slightly from fp32's.
+        /// step reads. Everything else stays float32; the text may differ slightly from fp32's. On a CPU with
+        /// AVX512_BF16, `STT_BF16_ROWS=1` in the environment multiplies them with `vdpbf16ps` by the rows rounded to
+        /// bfloat16 too: more multiply-adds per instruction, and more difference from fp32.
         case bf16
         /// 8-bit integers with a float32 scale per output column; each step rounds its rows to 16-bit integers (13 to
         /// 15 bits of magnitude) with a scale per row and sums exact integers: a quarter of the weight bytes each step

@@ -79,7 +79,7 @@ package enum Kernels {
 
     package static var variant: String {
         String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) + ", int8 products "
-            + String(cString: ck_gemm_int8_variant())
+            + String(cString: ck_gemm_int8_variant()) + ", bf16 products " + String(cString: ck_gemm_bf16_variant())
     }
 
     /// For a command-line tool's main: OpenBLAS, which does only the small attention products, on one thread so that

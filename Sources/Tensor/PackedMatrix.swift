@@ -5,7 +5,8 @@ package enum WeightPrecision: String, Sendable, CaseIterable {
     /// float32: exact.
     case fp32
     /// bfloat16 (each weight rounded to nearest even, 8 bits of mantissa): half the bytes per product, widened to
-    /// float32 in registers.
+    /// float32 in registers; on a CPU with AVX512_BF16, multiplied by the rows rounded to bfloat16 too, two at a time
+    /// (`ck_gemm_packed_bf16`).
     case bf16
     /// int8 with a float32 scale per output column: a quarter of the bytes per product. Each row of the input is
     /// rounded to 16-bit integers with its own scale as it is multiplied; sums are exact integers (see
@@ -49,7 +50,7 @@ package struct PackedMatrix: Sendable {
             storage = Tensor(uninitialized: [count])
             ck_pack_panels_bytes(bytes, rows, columns, transposed ? 1 : 0, storage.data)
         case .bf16:
-            storage = Tensor(uninitialized: [(count + 1) / 2])
+            storage = Tensor(uninitialized: [(ck_packed_bf16_size(rows, columns) + 1) / 2])
             ck_pack_panels_bf16(bytes, rows, columns, transposed ? 1 : 0, bf16)
         }
     }

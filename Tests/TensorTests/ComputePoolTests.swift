@@ -53,6 +53,11 @@ import Testing
         checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_PORTABLE)
     }
 
+    @Test(.enabled(if: ck_gemm_bf16_dot_supported() != 0, "this CPU (or STT_KERNELS) has no AVX512_BF16"))
+    func avx512BF16ProductOnTwoAndThreeThreadsEqualsOneThread() {
+        checkThreadCountsDoNotChangeBits(variant: CK_GEMM_AVX512_BF16)
+    }
+
     @Test(.enabled(if: ck_cpu_level() >= CK_LEVEL_AVX2, "this CPU (or STT_KERNELS) has no AVX2+FMA"))
     func avx2ProductOnTwoAndThreeThreadsEqualsOneThread() {
         checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_AVX2)

@@ -196,20 +196,46 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: to 1 (even). 1 + 3·2⁻⁸: to 1 + 2⁻⁶ (even). −3.5 is exact.
         let w: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 256, -3.5, 1e-3, 65_504, .infinity, 0]
         let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: 1, columns: w.count, precision: .bf16) }
-        let stored = (0..<w.count).map { Float(bitPattern: UInt32(packed.bf16[$0]) << 16) }
+        // One row of k: column c's weight is the low half of the panel's 32-bit lane c, its (missing) pair zero.
+        let stored = (0..<w.count).map { Float(bitPattern: UInt32(packed.bf16[2 * $0]) << 16) }
         #expect(stored[0] == 1 && stored[1] == 1 && stored[2] == 1 + 1.0 / 64 && stored[3] == -3.5)
         #expect(stored == w.map(Self.nearestBF16))
-        #expect(packed.byteCount == ck_packed_size(1, w.count) * 2)
+        #expect((0..<16).allSatisfy { packed.bf16[2 * $0 + 1] == 0 })
+        #expect(packed.byteCount == ck_packed_bf16_size(1, w.count) * 2 && ck_packed_bf16_size(1, w.count) == 32)
     }
+
+    /// The layout AVX512_BF16 multiplies: panels of 16 columns; in each, k in pairs, each column's pair in one 32-bit
+    /// lane (the even k in the low half); odd k padded with a zero row, a partial panel with zero columns.
+    @Test func panelsPairTheInputs() {
+        let (k, n) = (3, 18)
+        let w = (0..<k * n).map { Float($0 + 1) }   // small integers: exact in bfloat16
+        let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
+        #expect(ck_packed_bf16_size(k, n) == 4 * 32)
+        for panel in 0..<2 {
+            for p in 0..<4 {
+                for c in 0..<16 {
+                    let column = panel * 16 + c
+                    let expected: Float = p < k && column < n ? w[p * n + column] : 0
+                    let at = panel * 4 * 16 + (p / 2) * 32 + c * 2 + p % 2
+                    #expect(Float(bitPattern: UInt32(packed.bf16[at]) << 16) == expected, "panel \(panel) k \(p) column \(c)")
+                }
+            }
+        }
+    }
+
+    /// Whether bf16 products multiply with AVX512_BF16's vdpbf16ps here (rows rounded to bfloat16 too; STT_BF16_ROWS=1).
+    static var dotProducts: Bool { String(cString: ck_gemm_bf16_variant()).hasPrefix("avx512_bf16") }
 
     /// Every variant, tile shapes and column tails, in place and repacked rows, plain and PyTorch layout: equal to the
     /// product with independently rounded weights, and within bfloat16's rounding of the float32 product.
+    /// AVX512_BF16 (variant 3, where the CPU has it) rounds the rows too: its reference rounds both.
     @Test(arguments: [1, 2, 6, 14, 15, 30])
     func productsEqualTheRoundedWeightsProduct(rows m: Int) {
-        for variant: Int32 in [2, 1, 0] {
+        for variant: Int32 in [CK_GEMM_AVX512_BF16, 2, 1, 0] {
             for (k, n) in [(7, 5), (64, 16), (96, 33), (512, 29)] {
                 let x = values(m * k, seed: UInt64(m * 31 + k)), w = values(k * n, seed: UInt64(n + 5))
-                let rounded = naiveProduct(x, w.map(Self.nearestBF16), m: m, k: k, n: n)
+                let xUsed = variant == CK_GEMM_AVX512_BF16 ? x.map(Self.nearestBF16) : x
+                let rounded = naiveProduct(xUsed, w.map(Self.nearestBF16), m: m, k: k, n: n)
                 let exact = naiveProduct(x, w, m: m, k: k, n: n)
                 let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
                 var wt = [Float](repeating: 0, count: k * n)
@@ -226,7 +252,8 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
                 let worst = zip(y, rounded).map { abs($0 - $1) }.max() ?? 0
                 let worstAccumulated = zip(z, rounded).map { abs($0 - 1 - $1) }.max() ?? 0
                 #expect(worst < 1e-4 && worstAccumulated < 1e-4, "variant \(variant) m \(m) k \(k) n \(n)")
-                // |Σ x·(w − bf16(w))| ≤ Σ |x|·|w|·2⁻⁹ per output.
+                // |Σ x·(w − bf16(w))| ≤ Σ |x|·|w|·2⁻⁹ per output (|w| ≤ 1); with x rounded too, about twice that,
+                // which the bound below allows.
                 for i in 0..<m {
                     let bound = (0..<k).reduce(Float(0)) { $0 + abs(x[i * k + $1]) } * 2 / 512 + 1e-4
                     for j in 0..<n { #expect(abs(y[i * n + j] - exact[i * n + j]) <= bound) }
@@ -241,7 +268,7 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
         var y = [Float](repeating: 0, count: m * n)
         Kernels.gemm(m: m, x: x, ldx: k, packed, y: &y, ldy: n)
-        let rounded = naiveProduct(x, w.map(Self.nearestBF16), m: m, k: k, n: n)
+        let rounded = naiveProduct(Self.dotProducts ? x.map(Self.nearestBF16) : x, w.map(Self.nearestBF16), m: m, k: k, n: n)
         #expect(zip(y, rounded).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 }

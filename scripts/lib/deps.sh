@@ -9,13 +9,7 @@ ensure_build_deps() {
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
     pkg-config --exists fftw3f 2>/dev/null || missing+=(libfftw3-dev)
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} (apt-get)" >&2
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
-    fi
+    apt_install "${missing[@]}"
 }
 
 # A small venv with pinned onnxruntime + numpy for the parity and benchmark tools (not needed by the tests).
@@ -47,6 +41,18 @@ build_release() {
     echo "$ROOT/.build/release/$product"
 }
 
+# Installs the given Debian packages (each once) with apt-get; nothing when none is given.
+apt_install() {
+    [ $# -gt 0 ] || return 0
+    local packages
+    read -r -a packages <<<"$(printf '%s\n' "$@" | sort -u | tr '\n' ' ')"
+    echo "installing ${packages[*]} (apt-get)" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >&2
+}
+
 # Commands beyond the build (scripts/install-c, scripts/check-c): installs the Debian package of each missing one,
 # given as COMMAND:PACKAGE.
 ensure_commands() {
@@ -54,11 +60,15 @@ ensure_commands() {
     for pair in "$@"; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
     done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    read -r -a missing <<<"$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')"
-    echo "installing ${missing[*]} (apt-get)" >&2
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+    apt_install "${missing[@]}"
+}
+
+# Files beyond the build (headers for scripts/check-kernels): installs the Debian package of each missing one, given
+# as PATH:PACKAGE.
+ensure_files() {
+    local missing=() pair
+    for pair in "$@"; do
+        [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
+    done
+    apt_install "${missing[@]}"
 }

@@ -31,15 +31,21 @@ const char *ck_variant(void);
 // [k×n], or [n×k] when transposed (PyTorch's [out, in]).
 long ck_packed_size(long k, long n);
 void ck_pack_panels_bytes(const void *w, long k, long n, int transposed, float *packed);
-// The same panels in bfloat16 (each float rounded to nearest even): ck_packed_size(k, n) uint16_t values.
+// The same panels in bfloat16 (each float rounded to nearest even), with k taken in pairs (k rounded up to even, the
+// extra row zero): for each pair, 16 columns × (W[2p, c], W[2p + 1, c]) — the operand layout of AVX512_BF16's
+// vdpbf16ps, and two k's weights per 32-bit lane for the variants that widen them. ck_packed_bf16_size(k, n) values.
+long ck_packed_bf16_size(long k, long n);
 void ck_pack_panels_bf16(const void *w, long k, long n, int transposed, uint16_t *packed);
 
 // Instruction-set levels, best first as chosen once at run time from the CPU and capped by the environment variable
 // STT_KERNELS=portable|avx2|avx512 (read once). Both the products and the element-wise kernels follow it.
 #define CK_LEVEL_PORTABLE 0
 #define CK_LEVEL_AVX2 1     // AVX2 + FMA
-#define CK_LEVEL_AVX512 2   // AVX-512F
+#define CK_LEVEL_AVX512 2   // AVX-512F (and BW for int8)
 int ck_cpu_level(void);
+// Whether the AVX-512 dot-product extensions (AVX512_VNNI for int8, AVX512_BF16 for bf16 products) may be used where
+// the CPU has them: at CK_LEVEL_AVX512 unless STT_KERNELS=avx512 caps them off.
+int ck_cpu_extensions_allowed(void);
 
 // Worker threads for splitting one product at a time. ck_pool_create starts threads − 1 workers (fewer if the
 // system refuses some; ck_pool_threads says how many took part, the caller included) and returns NULL only when out
@@ -64,7 +70,10 @@ void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, con
                     long ldy, int accumulate, float *scratch);
 long ck_gemm_scratch_size(long m, long k);
 // ck_gemm_packed with bfloat16 panels (ck_pack_panels_bf16): each weight widened to float32 in registers, products
-// and sums in float32.
+// and sums in float32. On a CPU with AVX512_BF16 and STT_BF16_ROWS=1 in the environment (ck_gemm_bf16_variant),
+// vdpbf16ps multiplies pairs of bfloat16 weights by pairs of the rows rounded to bfloat16 too (twice the multiply-adds
+// per instruction, and the rows' rounding on top of the weights'), sums in float32; without scratch that variant
+// allocates its rounded rows.
 void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx, const uint16_t *packed, long n,
                          float *y, long ldy, int accumulate, float *scratch);
 
@@ -91,10 +100,15 @@ const char *ck_gemm_int8_variant(void);
 // second (a multiply-add counts 2): FMA for float32 and bf16 products, vpmaddwd for int8 (int8 = 1) — for benchmarks.
 double ck_peak_gflops(int int8);
 
-// Name of the selected product variant ("avx512", "avx2+fma" or "portable").
+// Name of the selected product variant ("avx512", "avx2+fma" or "portable"), and of the bf16 products' (the same, or
+// "avx512_bf16 (vdpbf16ps)").
 const char *ck_gemm_variant(void);
-// ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*), for tests.
-// Returns 0 when this CPU lacks it or STT_KERNELS excludes it.
+const char *ck_gemm_bf16_variant(void);
+// ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*, or
+// CK_GEMM_AVX512_BF16 for bf16 products), for tests. Returns 0 when this CPU lacks it or STT_KERNELS excludes it.
+#define CK_GEMM_AVX512_BF16 3
+// Whether this CPU has AVX512_BF16 and STT_KERNELS allows it (the variant runs; it is chosen only with STT_BF16_ROWS=1).
+int ck_gemm_bf16_dot_supported(void);
 int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const void *packed,
                            int bf16, long n, float *y, long ldy, int accumulate, float *scratch);
 

@@ -1,0 +1,138 @@
+// The product kernels of every instruction-set variant, on emulated x86 (scripts/check-kernels builds the kernels
+// with CK_EMULATE_X86): float32 and bfloat16 products (AVX512_BF16's too) against a double-precision sum of the same
+// rounded operands, and each row's result the same bits as the row alone; int8 products bit for bit against the
+// portable variant; over tile heights 1–29, odd and even k, partial panels, accumulate, with and without scratch, on
+// one thread and on a pool. Exits 1 with one line per failure.
+#include "ckernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+double ck_int8_peak_gflops(long iterations);
+
+static int failures = 0;
+#define CHECK(condition, ...)                                                                                    \
+    do {                                                                                                         \
+        if (!(condition)) {                                                                                      \
+            if (failures++ < 20) { fprintf(stderr, "check-kernels: " __VA_ARGS__); fputc('\n', stderr); }    \
+        }                                                                                                        \
+    } while (0)
+
+static unsigned long long state = 0x9E3779B97F4A7C15ull;
+static float uniform(void) {   // in [-1, 1)
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((state >> 40) * (1.0 / (1ull << 23)) - 1.0);
+}
+
+// bfloat16 rounding to nearest even, written out here rather than taken from the kernels.
+static float round_bf16(float x) {
+    unsigned int u;
+    memcpy(&u, &x, 4);
+    unsigned int lower = u & 0xFFFFu, kept = u & 0xFFFF0000u;
+    if (lower > 0x8000u || (lower == 0x8000u && (kept & 0x10000u))) kept += 0x10000u;
+    memcpy(&x, &kept, 4);
+    return x;
+}
+
+static void check_float(ck_pool *pool, int variant, int bf16, long m, long k, long n, int accumulate, int scratch_on) {
+    float *w = malloc(sizeof(float) * k * n), *x = malloc(sizeof(float) * m * (k + 3));
+    float *y = malloc(sizeof(float) * m * (n + 5)), *y0 = malloc(sizeof(float) * m * (n + 5));
+    long ldx = k + 3, ldy = n + 5;
+    for (long i = 0; i < k * n; i++) w[i] = uniform();
+    for (long i = 0; i < m * ldx; i++) x[i] = uniform();
+    for (long i = 0; i < m * ldy; i++) y[i] = y0[i] = uniform();
+    long size = bf16 ? ck_packed_bf16_size(k, n) : ck_packed_size(k, n);
+    void *packed = malloc((size_t)size * (bf16 ? 2 : 4));
+    if (bf16) ck_pack_panels_bf16(w, k, n, 0, packed); else ck_pack_panels_bytes(w, k, n, 0, packed);
+    float *scratch = scratch_on ? malloc(sizeof(float) * ck_gemm_scratch_size(m, k)) : NULL;
+    int ran = ck_gemm_packed_variant(variant, pool, x, m, k, ldx, packed, bf16, n, y, ldy, accumulate, scratch);
+    CHECK(ran, "variant %d did not run", variant);
+    for (long r = 0; r < m && ran; r++) {
+        for (long c = 0; c < n + 5; c++) {
+            float got = y[r * ldy + c];
+            if (c >= n) {
+                CHECK(got == y0[r * ldy + c], "variant %d bf16 %d m %ld k %ld n %ld: column %ld past n written",
+                      variant, bf16, m, k, n, c);
+                continue;
+            }
+            double sum = accumulate ? y0[r * ldy + c] : 0, size = fabs(sum);
+            for (long p = 0; p < k; p++) {
+                double wv = bf16 ? round_bf16(w[p * n + c]) : w[p * n + c];
+                // AVX512_BF16 rounds the rows to bfloat16 too; then every product is exact in float32.
+                double xv = variant == CK_GEMM_AVX512_BF16 ? round_bf16(x[r * ldx + p]) : x[r * ldx + p];
+                sum += xv * wv;
+                size += fabs(xv * wv);
+            }
+            // The bound of any order of float32 summation: (k + 1) units of rounding times the sum of magnitudes.
+            CHECK(fabs(got - sum) <= (k + 1) * 6e-8 * size + 1e-30, "variant %d bf16 %d m %ld k %ld n %ld acc %d: y[%ld,%ld] = %g, expected %g",
+                  variant, bf16, m, k, n, accumulate, r, c, got, sum);
+        }
+    }
+    free(w); free(x); free(y); free(y0); free(packed); free(scratch);
+}
+
+// A row's result does not depend on the rows beside it (a batch of streams gives each its own bits): m rows at once
+// against each row alone, bit for bit.
+static void check_rows_alone(int variant, int bf16, long m, long k, long n) {
+    float *w = malloc(sizeof(float) * k * n), *x = malloc(sizeof(float) * m * k);
+    float *together = malloc(sizeof(float) * m * n), *alone = malloc(sizeof(float) * n);
+    for (long i = 0; i < k * n; i++) w[i] = uniform();
+    for (long i = 0; i < m * k; i++) x[i] = uniform();
+    void *packed = malloc((size_t)(bf16 ? ck_packed_bf16_size(k, n) * 2 : ck_packed_size(k, n) * 4));
+    if (bf16) ck_pack_panels_bf16(w, k, n, 0, packed); else ck_pack_panels_bytes(w, k, n, 0, packed);
+    float *scratch = malloc(sizeof(float) * ck_gemm_scratch_size(m, k));
+    ck_gemm_packed_variant(variant, NULL, x, m, k, k, packed, bf16, n, together, n, 0, scratch);
+    for (long r = 0; r < m; r++) {
+        ck_gemm_packed_variant(variant, NULL, x + r * k, 1, k, k, packed, bf16, n, alone, n, 0, scratch);
+        CHECK(memcmp(alone, together + r * n, sizeof(float) * n) == 0,
+              "variant %d bf16 %d k %ld: row %ld of %ld differs from the row alone", variant, bf16, k, r, m);
+    }
+    free(w); free(x); free(together); free(alone); free(packed); free(scratch);
+}
+
+static void check_int8(ck_pool *pool, int variant, long m, long k, long n, int accumulate, int scratch_on) {
+    float *w = malloc(sizeof(float) * k * n), *x = malloc(sizeof(float) * m * (k + 1));
+    float *y = malloc(sizeof(float) * m * n), *expected = malloc(sizeof(float) * m * n), scales[512];
+    for (long i = 0; i < k * n; i++) w[i] = uniform();
+    for (long i = 0; i < m * (k + 1); i++) x[i] = uniform() * 3;
+    for (long i = 0; i < m * n; i++) y[i] = expected[i] = uniform();
+    int8_t *packed = malloc((size_t)ck_packed_int8_size(k, n));
+    ck_pack_panels_int8(w, k, n, 1, packed, scales);
+    float *scratch = scratch_on ? malloc(sizeof(float) * ck_gemm_scratch_size(m, k)) : NULL;
+    ck_gemm_packed_int8_variant(0, NULL, x, m, k, k + 1, packed, scales, n, expected, n, accumulate, NULL);
+    int ran = ck_gemm_packed_int8_variant(variant, pool, x, m, k, k + 1, packed, scales, n, y, n, accumulate, scratch);
+    CHECK(ran, "int8 variant %d did not run", variant);
+    CHECK(!ran || memcmp(y, expected, sizeof(float) * m * n) == 0,
+          "int8 variant %d m %ld k %ld n %ld acc %d differs from the portable variant", variant, m, k, n, accumulate);
+    free(w); free(x); free(y); free(expected); free(packed); free(scratch);
+}
+
+int main(void) {
+    CHECK(ck_cpu_level() == CK_LEVEL_AVX512, "the emulated CPU reports level %d, not AVX-512", ck_cpu_level());
+    ck_pool *pool = ck_pool_create(2);
+    const long ms[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 14, 15, 29}, ks[] = {1, 2, 7, 64, 257}, ns[] = {1, 16, 37, 200};
+    for (int variant = 0; variant <= CK_GEMM_AVX512_BF16; variant++)
+        for (int bf16 = variant == CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
+            for (unsigned a = 0; a < sizeof ms / sizeof *ms; a++)
+                for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
+                    for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
+                        check_float(c % 2 ? pool : NULL, variant, bf16, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
+    for (int variant = 0; variant <= CK_GEMM_AVX512_BF16; variant++)
+        for (int bf16 = variant == CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
+            for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++) check_rows_alone(variant, bf16, 29, ks[b], 37);
+    for (int variant = 1; variant <= 3; variant++)
+        for (unsigned a = 0; a < sizeof ms / sizeof *ms; a++)
+            for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
+                for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
+                    check_int8(c % 2 ? pool : NULL, variant, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
+    CHECK(ck_int8_peak_gflops(1000) > 0, "the int8 peak loop of variant %s measured nothing", ck_gemm_int8_variant());
+    ck_pool_destroy(pool);
+    if (failures) {
+        fprintf(stderr, "check-kernels: %d failures\n", failures);
+        return 1;
+    }
+    printf("check-kernels: every float32, bfloat16 and int8 variant agrees (emulated: %s, bf16 %s, int8 %s)\n",
+           ck_gemm_variant(), ck_gemm_bf16_variant(), ck_gemm_int8_variant());
+    return 0;
+}
