@@ -133,27 +133,37 @@ extension RelPositionMultiHeadAttention {
     /// One stream's attention cache of one layer: the last `leftContext` LayerNorm-ed inputs (NeMo's and the ONNX
     /// export's cache_last_channel), oldest first, and alongside them their key and value projections, so that a step
     /// projects only its own rows. Rows are filled from the end; `length` of them are valid.
+    ///
+    /// The window slides through a longer buffer: a step's rows go after the window, and dropping the oldest rows
+    /// moves its start, not the rows. Only when the buffer's end is reached are the window's rows moved back to the
+    /// front: once every `slack / rows` steps instead of every step (three 70 × 512 copies per layer, measured as
+    /// most of the attention's time at [70,0]).
     package final class Cache {
         package let leftContext: Int
         /// Valid cached rows (cache_last_channel_len).
         package private(set) var length = 0
         let width: Int
+        /// Rows each of the three buffers holds: the window, a step's rows, and room to slide.
         private let capacity: Int
+        private let maxStepRows: Int
         private var pending = 0
+        /// The buffers' row where the window starts.
+        private var start = 0
         private let storage: Tensor
-        /// [leftContext + a step's rows, width] each: the cache, then the rows of the step in progress.
-        let inputs: UnsafeMutablePointer<Float>
-        let keys: UnsafeMutablePointer<Float>
-        let values: UnsafeMutablePointer<Float>
+        /// [leftContext + a step's rows, width] each, from the window's start: the cache, then the rows of the step
+        /// in progress.
+        var inputs: UnsafeMutablePointer<Float> { storage.data + start * width }
+        var keys: UnsafeMutablePointer<Float> { storage.data + (capacity + start) * width }
+        var values: UnsafeMutablePointer<Float> { storage.data + (2 * capacity + start) * width }
 
         init(leftContext: Int, maxStepRows: Int, width: Int) {
             self.leftContext = leftContext
             self.width = width
-            capacity = leftContext + maxStepRows
+            self.maxStepRows = maxStepRows
+            // Half a window of room to slide: the rows move once every leftContext / 2 rows of steps, for 1.4 times
+            // the memory of a fixed window.
+            capacity = leftContext + maxStepRows + max(maxStepRows, (leftContext + 1) / 2)
             storage = Tensor(zeros: [3, capacity, width])
-            inputs = storage.data
-            keys = inputs + capacity * width
-            values = keys + capacity * width
         }
 
         /// The first row a query may see: invalid rows at the front are masked.
@@ -164,7 +174,14 @@ extension RelPositionMultiHeadAttention {
         /// Puts a step's inputs, with their key and value projections, after the cached rows.
         func append(inputs a: UnsafePointer<Float>, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
                     rows n: Int) {
-            precondition(n <= capacity - leftContext, "a step of \(n) rows exceeds the \(capacity - leftContext) reserved")
+            precondition(n <= maxStepRows, "a step of \(n) rows exceeds the \(maxStepRows) reserved")
+            if start + leftContext + n > capacity {
+                for region in 0..<3 {
+                    let base = storage.data + region * capacity * width
+                    base.update(from: base + start * width, count: leftContext * width)
+                }
+                start = 0
+            }
             let tail = leftContext * width
             (inputs + tail).update(from: a, count: n * width)
             (keys + tail).update(from: k, count: n * width)
@@ -174,10 +191,7 @@ extension RelPositionMultiHeadAttention {
 
         /// Keeps the last `leftContext` rows of [cache; step], dropping the oldest.
         func dropOldest() {
-            let shift = pending * width, count = leftContext * width
-            inputs.update(from: inputs + shift, count: count)
-            keys.update(from: keys + shift, count: count)
-            values.update(from: values + shift, count: count)
+            start += pending
             length = min(leftContext, length + pending)
             pending = 0
         }
@@ -186,6 +200,7 @@ extension RelPositionMultiHeadAttention {
             storage.data.update(repeating: 0, count: storage.count)
             length = 0
             pending = 0
+            start = 0
         }
     }
 }
