@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["STTFuzz", "STTTestFixtures"], path: "Tests/FuzzTests"),
         .testTarget(
             name: "RNNTTests",
-            dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures"],
+            dependencies: ["STTKit", "STTConformer", "STTWeightLoader", "STTTensor", "STTTestFixtures", "STTMallocCounter"],
             path: "Tests/RNNTTests"),
         .testTarget(
             name: "ServerTests",

@@ -62,6 +62,8 @@ package final class GreedyState {
     private let storage: Tensor
     /// Whether `g` holds the joint's projection of the prediction for `lastToken` (the candidate state's output).
     fileprivate var predictionReady = false
+    /// The decoding of this stream alone: a batch of one, made on the first `decode`.
+    private var alone: GreedyBatch?
 
     package init(decoder: RNNTDecoder) {
         let d = decoder.description
@@ -82,38 +84,24 @@ package final class GreedyState {
     }
 
     /// NeMo's greedy RNN-T over encoder frames [n, d]: per frame, up to `maxSymbols` joint evaluations; argmax;
-    /// blank moves to the next frame, anything else is emitted and advances the prediction network.
+    /// blank moves to the next frame, anything else is emitted and advances the prediction network. The stream is
+    /// decoded as a ``GreedyBatch`` of one, so one stream alone and in a batch follow the same code.
     package func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
                        maxSymbols: Int = 10, emit: (Emission) -> Void) {
-        let joint = decoder.joint, top = decoder.prediction.layers.count - 1
-        for t in 0..<n {
-            joint.projectEncoder(encoded + t * width, into: f)
-            var symbols = 0
-            while symbols < maxSymbols {
-                if !predictionReady {
-                    decoder.prediction.step(token: lastToken, state: prediction)
-                    joint.projectPrediction(prediction.nextH(top), into: g)
-                    predictionReady = true
-                }
-                joint.logits(f: f, g: g, sum: sum, into: logits)
-                let (best, logProbability) = bestClass(logits, count: decoder.description.classes)
-                if best == decoder.blank { break }
-                emit(Emission(id: best, frame: frames, logProbability: logProbability))
-                prediction.advance()
-                lastToken = best
-                predictionReady = false
-                symbols += 1
-            }
-            frames += 1
-        }
+        let batch = alone ?? GreedyBatch(decoder: decoder, capacity: 1)
+        alone = batch
+        batch.decode(streams: 1, state: { _ in self }, frames: { _ in encoded }, count: { _ in n }, width: width,
+                     maxSymbols: maxSymbols) { _, emission in emit(emission) }
     }
 }
 
-/// Greedy RNN-T decoding of several streams' frames at once, as ``GreedyState/decode(_:frames:count:width:maxSymbols:emit:)``
-/// does one stream's: in rounds, each stream at its own frame and symbol. A round runs the prediction network of every
-/// stream that emitted in the last one as one product per weight, then the joint of every stream as one, so the
-/// decoder's weights are read once a round rather than once a stream. Each row's sums are the ones a single stream's
-/// product makes, so every stream's tokens are its own. Buffers are allocated once, for `capacity` streams.
+/// NeMo's greedy RNN-T decoding of several streams' frames at once: per frame, up to `maxSymbols` joint evaluations;
+/// argmax; blank moves to the next frame, anything else is emitted and advances the prediction network. It runs in
+/// rounds, each stream at its own frame and symbol. A round runs the prediction network of every stream that emitted
+/// in the last one as one product per weight, then the joint of every stream as one, so the decoder's weights are read
+/// once a round rather than once a stream. Each row's sums are the ones the row alone makes (every kernel variant sums
+/// a row in one order whatever the rows beside it), so every stream's tokens are its own. Buffers are allocated once,
+/// for `capacity` streams.
 package final class GreedyBatch {
     package let capacity: Int
     private let decoder: RNNTDecoder
@@ -140,84 +128,88 @@ package final class GreedyBatch {
         predicting.reserveCapacity(rows)
     }
 
-    /// Decodes `count(i)` encoder frames at `frames(i)` (rows of `width`) for each of `states` (at most `capacity`),
-    /// calling `emit(i, emission)` for stream i's tokens in its own order.
-    package func decode(_ states: [GreedyState], frames: (Int) -> UnsafePointer<Float>, count: (Int) -> Int, width: Int,
-                        maxSymbols: Int = 10, emit: (Int, Emission) -> Void) {
+    /// Decodes `count(i)` encoder frames at `frames(i)` (rows of `width`) for each stream i < `streams` (at most
+    /// `capacity`) with its state `state(i)`, calling `emit(i, emission)` for stream i's tokens in its own order.
+    package func decode(streams: Int, state: (Int) -> GreedyState, frames: (Int) -> UnsafePointer<Float>,
+                        count: (Int) -> Int, width: Int, maxSymbols: Int = 10, emit: (Int, Emission) -> Void) {
+        let streams = min(streams, capacity)
         let joint = decoder.joint, prediction = decoder.prediction
         let h = prediction.hidden, hidden = joint.hidden, classes = joint.classes
         let top = prediction.layers.count - 1
         guard maxSymbols > 0 else {
-            for i in states.indices.prefix(capacity) { states[i].frames += count(i) }
+            for i in 0..<streams { state(i).frames += count(i) }
             return
         }
         active.removeAll(keepingCapacity: true)
-        for i in states.indices.prefix(capacity) {
+        for i in 0..<streams {
             frame[i] = 0
             symbols[i] = 0
             if count(i) > 0 { active.append(i) }
         }
         // The joint's encoder projection of a stream's frames is needed one frame at a time; f holds the current one.
-        for i in active { joint.projectEncoder(frames(i), into: states[i].f) }
+        for i in active { joint.projectEncoder(frames(i), into: state(i).f) }
         while !active.isEmpty {
             // The prediction network of every stream whose last joint emitted: layer by layer, one product per weight.
             predicting.removeAll(keepingCapacity: true)
-            for i in active where !states[i].predictionReady { predicting.append(i) }
+            for i in active where !state(i).predictionReady { predicting.append(i) }
             if !predicting.isEmpty {
                 let m = predicting.count
                 for (r, i) in predicting.enumerated() {
-                    (inputs.data + r * h).update(from: prediction.embedding.data + states[i].lastToken * h, count: h)
+                    (inputs.data + r * h).update(from: prediction.embedding.data + state(i).lastToken * h, count: h)
                 }
                 for (l, layer) in prediction.layers.enumerated() {
                     for (r, i) in predicting.enumerated() {
-                        (previous.data + r * h).update(from: states[i].prediction.h(l), count: h)
+                        (previous.data + r * h).update(from: state(i).prediction.h(l), count: h)
                         (gates.data + r * 4 * h).update(from: layer.bias.data, count: 4 * h)
                     }
                     Kernels.gemm(m: m, x: inputs.data, ldx: h, layer.input, y: gates.data, ldy: 4 * h, accumulate: true)
                     Kernels.gemm(m: m, x: previous.data, ldx: h, layer.recurrent, y: gates.data, ldy: 4 * h,
                                  accumulate: true)
                     for (r, i) in predicting.enumerated() {
-                        let state = states[i].prediction
-                        PredictionNetwork.cell(gates: gates.data + r * 4 * h, hidden: h, c: state.c(l),
-                                               nextH: state.nextH(l), nextC: state.nextC(l))
-                        (outputs.data + r * h).update(from: state.nextH(l), count: h)
+                        let lstm = state(i).prediction
+                        PredictionNetwork.cell(gates: gates.data + r * 4 * h, hidden: h, c: lstm.c(l),
+                                               nextH: lstm.nextH(l), nextC: lstm.nextC(l))
+                        (outputs.data + r * h).update(from: lstm.nextH(l), count: h)
                     }
                     if l < top { inputs.data.update(from: outputs.data, count: m * h) }
                 }
                 for r in 0..<m { (projected.data + r * hidden).update(from: joint.predBias.data, count: hidden) }
                 Kernels.gemm(m: m, x: outputs.data, ldx: h, joint.pred, y: projected.data, ldy: hidden, accumulate: true)
                 for (r, i) in predicting.enumerated() {
-                    states[i].g.update(from: projected.data + r * hidden, count: hidden)
-                    states[i].predictionReady = true
+                    state(i).g.update(from: projected.data + r * hidden, count: hidden)
+                    state(i).predictionReady = true
                 }
             }
             // The joint of every active stream at its frame, one product.
             for (r, i) in active.enumerated() {
-                let f = states[i].f, g = states[i].g, sum = sums.data + r * hidden
+                let f = state(i).f, g = state(i).g, sum = sums.data + r * hidden
                 for j in 0..<hidden { sum[j] = max(0, f[j] + g[j]) }
                 (logits.data + r * classes).update(from: joint.outBias.data, count: classes)
             }
             Kernels.gemm(m: active.count, x: sums.data, ldx: hidden, joint.out, y: logits.data, ldy: classes,
                          accumulate: true)
+            // Indices rather than enumerated(): an iterator would share `active`'s buffer while it is compacted, and
+            // the first write would copy it (an allocation every round).
             var kept = 0
-            for (r, i) in active.enumerated() {
-                let state = states[i]
+            for r in 0..<active.count {
+                let i = active[r]
+                let stream = state(i)
                 let (best, logProbability) = bestClass(logits.data + r * classes, count: classes)
                 var nextFrame = best == decoder.blank
                 if !nextFrame {
-                    emit(i, Emission(id: best, frame: state.frames, logProbability: logProbability))
-                    state.prediction.advance()
-                    state.lastToken = best
-                    state.predictionReady = false
+                    emit(i, Emission(id: best, frame: stream.frames, logProbability: logProbability))
+                    stream.prediction.advance()
+                    stream.lastToken = best
+                    stream.predictionReady = false
                     symbols[i] += 1
                     nextFrame = symbols[i] == maxSymbols
                 }
                 if nextFrame {
-                    state.frames += 1
+                    stream.frames += 1
                     frame[i] += 1
                     symbols[i] = 0
                     if frame[i] == count(i) { continue }
-                    joint.projectEncoder(frames(i) + frame[i] * width, into: state.f)
+                    joint.projectEncoder(frames(i) + frame[i] * width, into: stream.f)
                 }
                 active[kept] = i
                 kept += 1

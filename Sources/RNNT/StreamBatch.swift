@@ -158,7 +158,8 @@ public final class StreamBatch: @unchecked Sendable {
             }
         }
         guard let greedyBatch, !greedyStates.isEmpty else { return }
-        greedyBatch.decode(greedyStates, frames: { batch.output(greedyTaken[$0]).frames },
+        greedyBatch.decode(streams: greedyStates.count, state: { greedyStates[$0] },
+                           frames: { batch.output(greedyTaken[$0]).frames },
                            count: { batch.output(greedyTaken[$0]).rows }, width: model.encoder.dModel,
                            maxSymbols: model.maxSymbols) { i, emission in taken[greedyTaken[i]].core.record(emission) }
     }

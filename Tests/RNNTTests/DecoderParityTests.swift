@@ -5,6 +5,7 @@ import Testing
 import STTWeightLoader
 import STTConformer
 import STTKit
+import STTMallocCounter
 
 func loadDecoder(_ folder: String) throws -> RNNTDecoder {
     try RNNTDecoder(graph: ExportedGraph(path: Fixtures.file(folder, prefix: "decoder_joint")))
@@ -58,6 +59,34 @@ func loadDecoder(_ folder: String) throws -> RNNTDecoder {
             state.decode(decoder, frames: frames.data + k * t * d, count: t, width: d) { tokens.append($0.id) }
         }
         #expect(tokens == expected, "\(size): \(tokens.count) tokens vs ONNX Runtime's \(expected.count)")
+    }
+
+    /// Greedy decoding allocates its buffers once: after a stream's first chunk (one stream alone, a batch of one) and
+    /// after a batch's first call, decoding touches no heap, whatever the tokens emitted.
+    @Test(.enabled(if: malloc_counter_available() != 0, "this build cannot count heap allocations"))
+    func decodingAfterTheFirstChunkMakesNoHeapAllocation() throws {
+        let decoder = try loadDecoder("small/la13")
+        let outputs = try Fixtures.ref("small", "enc_la13_outputs")   // [calls, d, T]
+        let calls = outputs.shape[0], d = outputs.shape[1], t = outputs.shape[2]
+        let frames = Tensor(zeros: [calls * t, d])
+        for k in 0..<calls { for c in 0..<d { for i in 0..<t { frames.data[(k * t + i) * d + c] = outputs.floats[(k * d + c) * t + i] } } }
+        let alone = GreedyState(decoder: decoder)
+        let states = (0..<3).map { _ in GreedyState(decoder: decoder) }
+        let batch = GreedyBatch(decoder: decoder, capacity: 3)
+        var tokens = 0, allocations: [Int] = [], batchAllocations: [Int] = []
+        for k in 0..<calls {
+            malloc_counter_start()
+            alone.decode(decoder, frames: frames.data + k * t * d, count: t, width: d) { _ in tokens += 1 }
+            allocations.append(malloc_counter_stop())
+            malloc_counter_start()
+            // Three streams at different chunks of the same frames, one of them with none this call.
+            batch.decode(streams: 3, state: { states[$0] }, frames: { UnsafePointer(frames.data + ((k + $0) % calls) * t * d) },
+                         count: { $0 == 2 && k % 2 == 1 ? 0 : t }, width: d) { _, _ in tokens += 1 }
+            batchAllocations.append(malloc_counter_stop())
+        }
+        #expect(calls >= 3 && tokens > 0)
+        #expect(allocations.dropFirst().allSatisfy { $0 == 0 }, "one stream, allocations per chunk: \(allocations)")
+        #expect(batchAllocations.allSatisfy { $0 == 0 }, "a batch of three, allocations per call: \(batchAllocations)")
     }
 
     /// The whole engine (our encoder, export convention, then greedy RNN-T) gives the tokens of the ONNX Runtime
