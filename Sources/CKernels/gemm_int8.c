@@ -219,25 +219,19 @@ static inline __attribute__((always_inline)) AVX512VNNI void tile512_vnni(const 
         TILE512(12, KIND) TILE512(13, KIND) TILE512(14, KIND)                                                   \
     }
 
-static AVX512BW void avx512bw_panel(const void *context, long j) {
-    const int8_job *job = (const int8_job *)context;
-    const long tiles = (job->m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS;
-    for (long t = 0, r0 = 0; t < tiles; t++) {
-        int mr = (int)((job->m - r0) / (tiles - t));
-        TILES512(bw)
-        r0 += mr;
+// One panel in the fewest tiles of near-equal height, as for AVX2.
+#define PANEL512(KIND, TARGET)                                                                                  \
+    static TARGET void avx512##KIND##_panel(const void *context, long j) {                                      \
+        const int8_job *job = (const int8_job *)context;                                                        \
+        const long tiles = (job->m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS;                                  \
+        for (long t = 0, r0 = 0; t < tiles; t++) {                                                              \
+            int mr = (int)((job->m - r0) / (tiles - t));                                                        \
+            TILES512(KIND)                                                                                      \
+            r0 += mr;                                                                                           \
+        }                                                                                                       \
     }
-}
-
-static AVX512VNNI void avx512vnni_panel(const void *context, long j) {
-    const int8_job *job = (const int8_job *)context;
-    const long tiles = (job->m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS;
-    for (long t = 0, r0 = 0; t < tiles; t++) {
-        int mr = (int)((job->m - r0) / (tiles - t));
-        TILES512(vnni)
-        r0 += mr;
-    }
-}
+PANEL512(bw, AVX512BW)
+PANEL512(vnni, AVX512VNNI)
 #endif
 
 // What this CPU runs, as the int8 variants number it: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd on 512
