@@ -5,8 +5,8 @@ package enum WeightPrecision: String, Sendable, CaseIterable {
     /// float32: exact.
     case fp32
     /// bfloat16 (each weight rounded to nearest even, 8 bits of mantissa): half the bytes per product, widened to
-    /// float32 in registers; on a CPU with AVX512_BF16, multiplied by the rows rounded to bfloat16 too, two at a time
-    /// (`ck_gemm_packed_bf16`).
+    /// float32 in registers; on a CPU with AVX512_BF16 and with STT_BF16_ROWS=1, multiplied by the rows rounded to
+    /// bfloat16 too, two at a time (`ck_gemm_packed_bf16`).
     case bf16
     /// int8 with a float32 scale per output column: a quarter of the bytes per product. Each row of the input is
     /// rounded to 16-bit integers with its own scale as it is multiplied; sums are exact integers (see
