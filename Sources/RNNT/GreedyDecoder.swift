@@ -58,7 +58,6 @@ package final class GreedyState {
     let f: UnsafeMutablePointer<Float>
     let g: UnsafeMutablePointer<Float>
     let sum: UnsafeMutablePointer<Float>
-    let logits: UnsafeMutablePointer<Float>
     private let storage: Tensor
     /// Whether `g` holds the joint's projection of the prediction for `lastToken` (the candidate state's output).
     fileprivate var predictionReady = false
@@ -68,11 +67,10 @@ package final class GreedyState {
     package init(decoder: RNNTDecoder) {
         let d = decoder.description
         prediction = PredictionState(layers: d.lstmLayers, hidden: d.predictionHidden)
-        storage = Tensor(zeros: [3 * d.jointHidden + d.classes])
+        storage = Tensor(zeros: [3 * d.jointHidden])
         f = storage.data
         g = f + d.jointHidden
         sum = g + d.jointHidden
-        logits = sum + d.jointHidden
         lastToken = d.blank
     }
 
