@@ -1,80 +1,48 @@
 #include "ckernels.h"
+#include "exp.h"
 #include "simd.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-// exp(x) for float: x = n·ln2 + r with |r| ≤ ln2/2, exp(r) by a degree-6 polynomial (relative error below 2e-7 on
-// the reduced range), scaled by 2^n through the exponent bits. Branch-free so that loops around it vectorize.
-// A NaN (from a model file's weights) comes back as NaN: the clamps send it to a bound, so that no NaN is ever
-// converted to an integer, and the result is replaced by the input at the end.
-static inline float exp_approx(float input) {
-    float x = input < 88.0f ? input : 88.0f;
-    x = x > -87.0f ? x : -87.0f;
-    const float log2e = 1.44269504088896341f;
-    float n = __builtin_floorf(x * log2e + 0.5f);
-    // ln2 split in two for an exact reduction.
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    union { float f; int32_t i; } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    float result = p * scale.f;
-    return input == input ? result : input;
-}
-
-#define DEFINE_KERNELS(SUFFIX, ATTR)                                                                           \
-    ATTR static void swish_##SUFFIX(float *x, long n) {                                                        \
-        for (long i = 0; i < n; i++) x[i] = x[i] / (1.0f + exp_approx(-x[i]));                                 \
-    }                                                                                                          \
-    ATTR static void sigmoid_##SUFFIX(float *x, long n) {                                                      \
-        for (long i = 0; i < n; i++) x[i] = 1.0f / (1.0f + exp_approx(-x[i]));                                 \
-    }                                                                                                          \
-    ATTR static void glu_rows_##SUFFIX(const float *in, float *out, long rows, long channels) {               \
-        for (long t = 0; t < rows; t++) {                                                                      \
-            const float *a = in + t * 2 * channels;                                                            \
-            const float *b = a + channels;                                                                     \
-            float *o = out + t * channels;                                                                     \
-            for (long c = 0; c < channels; c++) o[c] = a[c] / (1.0f + exp_approx(-b[c]));                     \
-        }                                                                                                      \
-    }                                                                                                          \
-    ATTR static void layer_norm_##SUFFIX(const float *in, float *out, long rows, long width, const float *g,  \
-                                         const float *b, float eps) {                                          \
-        for (long t = 0; t < rows; t++) {                                                                      \
-            const float *x = in + t * width;                                                                   \
-            float *y = out + t * width;                                                                        \
-            float sum = 0.0f;                                                                                  \
-            for (long c = 0; c < width; c++) sum += x[c];                                                      \
-            float mean = sum / (float)width;                                                                   \
-            float var = 0.0f;                                                                                  \
-            for (long c = 0; c < width; c++) { float d = x[c] - mean; var += d * d; }                          \
-            float inv = 1.0f / sqrtf(var / (float)width + eps);                                                \
-            for (long c = 0; c < width; c++) y[c] = (x[c] - mean) * inv * g[c] + b[c];                         \
-        }                                                                                                      \
-    }                                                                                                          \
-    ATTR static void softmax_##SUFFIX(float *x, long n) {                                                      \
-        float m = x[0];                                                                                        \
-        for (long i = 1; i < n; i++) m = x[i] > m ? x[i] : m;                                                  \
-        float sum = 0.0f;                                                                                      \
-        for (long i = 0; i < n; i++) { x[i] = exp_approx(x[i] - m); sum += x[i]; }                             \
-        float inv = 1.0f / sum;                                                                                \
-        for (long i = 0; i < n; i++) x[i] *= inv;                                                              \
-    }                                                                                                          \
-    ATTR static void axpy_##SUFFIX(float *y, const float *x, long n, float alpha) {                            \
-        for (long i = 0; i < n; i++) y[i] += alpha * x[i];                                                     \
-    }                                                                                                          \
-    ATTR static void add_bias_rows_##SUFFIX(float *x, const float *bias, long rows, long width) {             \
-        for (long t = 0; t < rows; t++)                                                                        \
-            for (long c = 0; c < width; c++) x[t * width + c] += bias[c];                                      \
-    }                                                                                                          \
-    ATTR static void relu_##SUFFIX(float *x, long n) {                                                         \
-        for (long i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;                                         \
+#define DEFINE_KERNELS(SUFFIX, ATTR)                                                                                   \
+    ATTR static void swish_##SUFFIX(float *x, long n) {                                                                \
+        for (long i = 0; i < n; i++) x[i] = x[i] / (1.0f + ck_exp(-x[i]));                                             \
+    }                                                                                                                  \
+    ATTR static void sigmoid_##SUFFIX(float *x, long n) {                                                              \
+        for (long i = 0; i < n; i++) x[i] = 1.0f / (1.0f + ck_exp(-x[i]));                                             \
+    }                                                                                                                  \
+    ATTR static void glu_rows_##SUFFIX(const float *in, float *out, long rows, long channels) {                        \
+        for (long t = 0; t < rows; t++) {                                                                              \
+            const float *a = in + t * 2 * channels;                                                                    \
+            const float *b = a + channels;                                                                             \
+            float *o = out + t * channels;                                                                             \
+            for (long c = 0; c < channels; c++) o[c] = a[c] / (1.0f + ck_exp(-b[c]));                                  \
+        }                                                                                                              \
+    }                                                                                                                  \
+    ATTR static void layer_norm_##SUFFIX(const float *in, float *out, long rows, long width, const float *g,           \
+                                         const float *b, float eps) {                                                  \
+        for (long t = 0; t < rows; t++) {                                                                              \
+            const float *x = in + t * width;                                                                           \
+            float *y = out + t * width;                                                                                \
+            float sum = 0.0f;                                                                                          \
+            for (long c = 0; c < width; c++) sum += x[c];                                                              \
+            float mean = sum / (float)width;                                                                           \
+            float var = 0.0f;                                                                                          \
+            for (long c = 0; c < width; c++) { float d = x[c] - mean; var += d * d; }                                  \
+            float inv = 1.0f / sqrtf(var / (float)width + eps);                                                        \
+            for (long c = 0; c < width; c++) y[c] = (x[c] - mean) * inv * g[c] + b[c];                                 \
+        }                                                                                                              \
+    }                                                                                                                  \
+    ATTR static void axpy_##SUFFIX(float *y, const float *x, long n, float alpha) {                                    \
+        for (long i = 0; i < n; i++) y[i] += alpha * x[i];                                                             \
+    }                                                                                                                  \
+    ATTR static void add_bias_rows_##SUFFIX(float *x, const float *bias, long rows, long width) {                      \
+        for (long t = 0; t < rows; t++)                                                                                \
+            for (long c = 0; c < width; c++) x[t * width + c] += bias[c];                                              \
+    }                                                                                                                  \
+    ATTR static void relu_##SUFFIX(float *x, long n) {                                                                 \
+        for (long i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;                                                 \
     }
 
 DEFINE_KERNELS(base, )
@@ -87,17 +55,16 @@ typedef struct {
     void (*sigmoid)(float *, long);
     void (*glu_rows)(const float *, float *, long, long);
     void (*layer_norm)(const float *, float *, long, long, const float *, const float *, float);
-    void (*softmax)(float *, long);
-    void (*axpy)(float *, const float *, long, float);
+        void (*axpy)(float *, const float *, long, float);
     void (*add_bias_rows)(float *, const float *, long, long);
     void (*relu)(float *, long);
     const char *name;
 } kernel_table;
 
-static const kernel_table base_table = {swish_base, sigmoid_base, glu_rows_base, layer_norm_base, softmax_base,
+static const kernel_table base_table = {swish_base, sigmoid_base, glu_rows_base, layer_norm_base,
                                         axpy_base, add_bias_rows_base, relu_base, "portable"};
 #if CK_X86
-static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2, layer_norm_avx2, softmax_avx2,
+static const kernel_table avx2_table = {swish_avx2, sigmoid_avx2, glu_rows_avx2, layer_norm_avx2,
                                         axpy_avx2, add_bias_rows_avx2, relu_avx2, "avx2+fma"};
 #endif
 
@@ -115,7 +82,6 @@ void ck_layer_norm(const float *in, float *out, long rows, long width, const flo
                    float epsilon) {
     table()->layer_norm(in, out, rows, width, scale, shift, epsilon);
 }
-void ck_softmax(float *x, long n) { table()->softmax(x, n); }
 void ck_axpy(float *y, const float *x, long n, float alpha) { table()->axpy(y, x, n, alpha); }
 void ck_add_bias_rows(float *x, const float *bias, long rows, long width) { table()->add_bias_rows(x, bias, rows, width); }
 void ck_relu(float *x, long n) { table()->relu(x, n); }

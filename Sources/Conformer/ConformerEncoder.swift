@@ -67,14 +67,10 @@ package final class ConformerEncoder: Sendable {
     }
     package var threads: Int { pool?.threads ?? 1 }
 
-    /// The stem, its first `drop` frames discarded, then x-scaling: mel [frames, features] → workspace.x [n, d].
-    private func embed(_ mel: UnsafePointer<Float>, frames: Int, drop: Int, workspace w: EncoderWorkspace) -> Int {
-        let d = dModel
-        preEncode(mel, frames: frames, workspace: w)
-        let n = max(0, preEncode.outputLength(frames) - drop)
-        let kept = w.stem + drop * d
-        for i in 0..<(n * d) { w.x[i] = kept[i] * xscale }
-        return n
+    /// The stem's output projection of `rows` flattened rows in `w.stem`, then x-scaling: into w.x [rows, d].
+    private func project(rows n: Int, workspace w: EncoderWorkspace) {
+        preEncode.out(w.stem, rows: n, into: w.x, workspace: w)
+        for i in 0..<(n * dModel) { w.x[i] *= xscale }
     }
 
     // MARK: Streaming
@@ -87,9 +83,10 @@ package final class ConformerEncoder: Sendable {
                      output: UnsafeMutablePointer<Float>) -> Int {
         let w = state.workspace
         w.profile?.start()
-        let n = embed(state, mel: mel, frames: frames, drop: drop)
-        w.profile?.lap(.stem)
+        let n = convolve(state, mel: mel, frames: frames, drop: drop, into: w.stem)
         guard n > 0 else { return 0 }
+        project(rows: n, workspace: w)
+        w.profile?.lap(.stem)
         for (layer, cache) in zip(layers, state.layers) {
             layer(w.x, rows: n, streams: 1, stream: { _ in (0..<n, cache) }, workspace: w)
         }
@@ -98,14 +95,15 @@ package final class ConformerEncoder: Sendable {
         return n
     }
 
-    /// Adds one stream's step to `batch`: its window through the stem (in the stream's own workspace) and the
-    /// resulting rows after those of the streams added before. Returns the rows added, or nil when the batch has no
-    /// room for this stream's step (nothing is changed then).
+    /// Adds one stream's step to `batch`: its window through the stem's convolutions (in the stream's own
+    /// workspace), the resulting rows after those of the streams added before. Returns the rows added, or nil when
+    /// the batch has no room for this stream's step (nothing is changed then).
     package func add(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
                      to batch: EncoderBatch) -> Int? {
         guard batch.hasRoom(for: state) else { return nil }
-        let n = embed(state, mel: mel, frames: frames, drop: drop)
-        batch.append(state, rows: n, from: state.workspace.x)
+        let n = convolve(state, mel: mel, frames: frames, drop: drop,
+                         into: batch.nextStemRows(width: preEncode.flatWidth))
+        batch.append(state, rows: n)
         return n
     }
 
@@ -117,17 +115,20 @@ package final class ConformerEncoder: Sendable {
         let n = batch.rows
         guard n > 0 else { return }
         w.profile?.start()
+        project(rows: n, workspace: w)
+        w.profile?.lap(.stem)
         for (l, layer) in layers.enumerated() {
             layer(w.x, rows: n, streams: batch.count, stream: { i in batch.segment(i, layer: l) }, workspace: w)
         }
     }
 
-    /// The stem into the state's workspace, x-scaled; returns the frames it produced.
-    private func embed(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int) -> Int {
+    /// The stem's convolutions of one stream's window, in its workspace, into `flat`; returns the rows kept.
+    private func convolve(_ state: EncoderState, mel: UnsafePointer<Float>, frames: Int, drop: Int,
+                          into flat: UnsafeMutablePointer<Float>) -> Int {
         precondition(frames <= state.maxWindow, "window of \(frames) frames exceeds the stream's \(state.maxWindow)")
         precondition(preEncode.outputLength(frames) - drop <= state.maxFrames,
                      "step produces more frames than the stream holds")
-        return embed(mel, frames: frames, drop: drop, workspace: state.workspace)
+        return preEncode.convolve(mel, frames: frames, drop: drop, into: flat, workspace: state.workspace)
     }
 
     // MARK: Offline
@@ -143,7 +144,8 @@ package final class ConformerEncoder: Sendable {
         let leftChunks = leftContext / chunk
         let w = EncoderWorkspace(encoder: self, rows: n, window: frames,
                                  attention: (queries: chunk, keys: (leftChunks + 1) * chunk))
-        _ = embed(mel, frames: frames, drop: 0, workspace: w)
+        _ = preEncode.convolve(mel, frames: frames, drop: 0, into: w.stem, workspace: w)
+        project(rows: n, workspace: w)
         for layer in layers {
             // Offline, every layer's convolution starts from silence.
             let convCache = ConformerConvolution.Cache(kernel: layer.conv.kernel, width: d)

@@ -55,14 +55,19 @@ package struct ConvSubsampling: Sendable {
         return n
     }
 
-    /// Scratch floats needed for an input of `frames` mel frames (two feature-map buffers and the flattened rows).
+    /// Floats of one flattened row: the input width of `out`.
+    var flatWidth: Int { out.inputs }
+
+    /// Scratch floats the convolutions need for an input of `frames` mel frames (two feature-map buffers).
     func scratchSize(frames: Int) -> Int {
-        let h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
-        return 2 * channels * h * w + outputLength(frames) * out.inputs
+        2 * channels * Convolution.causalStride2Length(frames) * Convolution.causalStride2Length(melFeatures)
     }
 
-    /// mel [frames, features] (time-major) → workspace.stem [outputLength(frames), d].
-    func callAsFunction(_ mel: UnsafePointer<Float>, frames: Int, workspace: EncoderWorkspace) {
+    /// The convolutions of mel [frames, features] (time-major), their first `drop` frames discarded and the rest
+    /// flattened into `flat` [rows, flatWidth]; returns the rows. `out` then maps them to d, for one stream or for
+    /// the rows of several streams at once.
+    func convolve(_ mel: UnsafePointer<Float>, frames: Int, drop: Int, into flat: UnsafeMutablePointer<Float>,
+                  workspace: EncoderWorkspace) -> Int {
         let scratch = workspace.stemScratch
         let c = channels
         var h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
@@ -81,20 +86,19 @@ package struct ConvSubsampling: Sendable {
             Kernels.relu(a, count: c * oh * ow)
             (h, w) = (oh, ow)
         }
-        // Flatten [T, F, C] → [T, C·F] (PyTorch flattens [C, F] after moving time first).
-        let flat = scratch + 2 * capacity
-        for t in 0..<h {
-            let row = flat + t * c * w, frame = a + t * w * c
+        // Flatten [T, F, C] → [T, C·F] (PyTorch flattens [C, F] after moving time first), kept frames only.
+        let rows = max(0, h - drop)
+        for t in 0..<rows {
+            let row = flat + t * c * w, frame = a + (drop + t) * w * c
             for f in 0..<w { for ch in 0..<c { row[ch * w + f] = frame[f * c + ch] } }
         }
-        out(flat, rows: h, into: workspace.stem, workspace: workspace)
+        return rows
     }
 
-    /// Floats of product scratch a window of `frames` mel frames needs.
+    /// Floats of product scratch the pointwise convolutions of a window of `frames` mel frames need.
     func productScratch(frames: Int) -> Int {
         let h = Convolution.causalStride2Length(frames), w = Convolution.causalStride2Length(melFeatures)
         let firstStage = Convolution.causalStride2Length(h) * Convolution.causalStride2Length(w)
-        return max(Kernels.gemmScratch(rows: firstStage, inputs: channels),
-                   Kernels.gemmScratch(rows: outputLength(frames), inputs: out.inputs))
+        return Kernels.gemmScratch(rows: firstStage, inputs: channels)
     }
 }

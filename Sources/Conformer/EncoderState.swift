@@ -105,9 +105,11 @@ package final class EncoderBatch {
         starts.append(0)
     }
 
-    func append(_ state: EncoderState, rows n: Int, from x: UnsafePointer<Float>) {
-        let d = workspace.width
-        (workspace.x + rows * d).update(from: x, count: n * d)
+    /// Where the next stream's flattened stem rows go (`ConvSubsampling.convolve`).
+    func nextStemRows(width: Int) -> UnsafeMutablePointer<Float> { workspace.stem + rows * width }
+
+    /// Adds a stream whose `n` stem rows are already at `nextStemRows`.
+    func append(_ state: EncoderState, rows n: Int) {
         starts.append(rows + n)
         states.append(state)
     }
@@ -123,7 +125,9 @@ package final class EncoderWorkspace {
     package let width: Int
     private let storage: Tensor
 
+    /// The stem's flattened rows, before its output projection ([rows, ConvSubsampling.flatWidth]).
     let stem: UnsafeMutablePointer<Float>
+    /// The stem's feature maps for one window.
     let stemScratch: UnsafeMutablePointer<Float>
     let x: UnsafeMutablePointer<Float>
     let normed: UnsafeMutablePointer<Float>
@@ -154,13 +158,14 @@ package final class EncoderWorkspace {
         width = d
         pool = encoder.pool
         let hiddenWidth = max(e.feedForward, ConformerConvolution.hiddenPerRow(width: d))
+        let flatWidth = encoder.preEncode.flatWidth
         let sizes = (
-            stem: encoder.preEncode.outputLength(window) * d,
+            stem: rows * flatWidth,
             stemScratch: encoder.preEncode.scratchSize(frames: window),
-            attention: RelPositionMultiHeadAttention.scratchSize(queries: attention.queries, keys: attention.keys,
+            attention: RelPositionMultiHeadAttention.scratchSize(keys: attention.keys, heads: e.heads,
                                                                  headDim: e.headDim),
             products: max(encoder.preEncode.productScratch(frames: window),
-                          Kernels.gemmScratch(rows: rows, inputs: max(e.feedForward, 2 * d))))
+                          Kernels.gemmScratch(rows: rows, inputs: max(e.feedForward, 2 * d, flatWidth))))
         storage = Tensor(zeros: [sizes.stem + sizes.stemScratch + 8 * rows * d + rows * hiddenWidth
                                  + sizes.attention + sizes.products])
         var cursor = storage.data

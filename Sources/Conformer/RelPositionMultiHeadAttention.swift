@@ -79,9 +79,9 @@ package struct RelPositionMultiHeadAttention: Sendable {
         linearV(a, rows: n, into: w.value, workspace: w)
     }
 
-    /// Scratch floats for a block of `queries` × `keys`.
-    static func scratchSize(queries: Int, keys: Int, headDim: Int) -> Int {
-        2 * queries * headDim + queries * keys + queries * (keys + queries)
+    /// Scratch floats for a block with `keys` keys.
+    static func scratchSize(keys: Int, heads: Int, headDim: Int) -> Int {
+        Kernels.attentionScratch(keys: keys, heads: heads, headDim: headDim)
     }
 
     /// context[queries, d] for one block in which every query sees every key.
@@ -91,41 +91,15 @@ package struct RelPositionMultiHeadAttention: Sendable {
                         keys: UnsafePointer<Float>, values: UnsafePointer<Float>, keyCount: Int,
                         distanceOfFirstPair: Int, context: UnsafeMutablePointer<Float>,
                         scratch: UnsafeMutablePointer<Float>) {
-        let d = heads * headDim
-        let qu = scratch, qv = scratch + queries * headDim
-        let scores = qv + queries * headDim
-        let bd = scores + queries * keyCount
-        let bdWidth = keyCount + queries - 1
-        let scale = 1 / Float(headDim).squareRoot()
         // Row of p for (query i, key j): maxDistance − (distanceOfFirstPair + i − j). Over the block the rows span
         // [base − (queries − 1), base + keyCount − 1] with base = maxDistance − distanceOfFirstPair.
         let base = positions.maxDistance - distanceOfFirstPair
         let firstRow = base - (queries - 1)
         precondition(firstRow >= 0 && base + keyCount - 1 < positions.rows, "relative distance outside the table")
-        let p = positions.projected.data + firstRow * d
-        for h in 0..<heads {
-            let u = posBiasU.data + h * headDim, v = posBiasV.data + h * headDim
-            for i in 0..<queries {
-                let qi = q + i * d + h * headDim
-                for c in 0..<headDim {
-                    qu[i * headDim + c] = qi[c] + u[c]
-                    qv[i * headDim + c] = qi[c] + v[c]
-                }
-            }
-            Kernels.gemm(m: queries, n: keyCount, k: headDim, a: qu, lda: headDim, b: keys + h * headDim, ldb: d,
-                         transposedB: true, c: scores, ldc: keyCount)
-            Kernels.gemm(m: queries, n: bdWidth, k: headDim, a: qv, lda: headDim, b: p + h * headDim, ldb: d,
-                         transposedB: true, c: bd, ldc: bdWidth)
-            for i in 0..<queries {
-                let row = scores + i * keyCount
-                // bd column for key j is (queries − 1 − i) + j: the row index relative to firstRow.
-                let shifted = bd + i * bdWidth + (queries - 1 - i)
-                for j in 0..<keyCount { row[j] = (row[j] + shifted[j]) * scale }
-                Kernels.softmax(row, count: keyCount)
-            }
-            Kernels.gemm(m: queries, n: headDim, k: keyCount, a: scores, lda: keyCount, b: values + h * headDim, ldb: d,
-                         transposedB: false, c: context + h * headDim, ldc: d)
-        }
+        Kernels.relativeAttention(q: q, queries: queries, keys: keys, values: values, keyCount: keyCount,
+                                  positions: positions.projected.data + firstRow * heads * headDim,
+                                  biasU: posBiasU.data, biasV: posBiasV.data, heads: heads, headDim: headDim,
+                                  scale: 1 / Float(headDim).squareRoot(), context: context, scratch: scratch)
     }
 }
 

@@ -34,8 +34,24 @@ package enum Kernels {
         ck_layer_norm(input, output, rows, width, scale, shift, epsilon)
     }
 
-    /// In-place softmax over `count` values.
-    package static func softmax(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_softmax(x, count) }
+
+    /// Relative-position multi-head attention of `queries` rows that all see the same `keyCount` keys, every head
+    /// (see `ck_rel_attention`): q, keys, values, positions and context are rows of heads · headDim floats; row
+    /// (queries − 1 − i) + j of `positions` is the positional term of query i and key j. `scratch` holds
+    /// `attentionScratch(keys:heads:headDim:)` floats.
+    package static func relativeAttention(q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
+                                          values: UnsafePointer<Float>, keyCount: Int, positions: UnsafePointer<Float>,
+                                          biasU: UnsafePointer<Float>, biasV: UnsafePointer<Float>, heads: Int,
+                                          headDim: Int, scale: Float, context: UnsafeMutablePointer<Float>,
+                                          scratch: UnsafeMutablePointer<Float>) {
+        ck_rel_attention(q, queries, keys, values, keyCount, positions, biasU, biasV, heads, headDim, scale, context,
+                         scratch)
+    }
+
+    /// Scratch floats `relativeAttention` needs for `keys` keys.
+    package static func attentionScratch(keys: Int, heads: Int, headDim: Int) -> Int {
+        ck_rel_attention_scratch_size(keys, heads, headDim)
+    }
 
     /// y += alpha · x
     package static func axpy(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, alpha: Float = 1) {

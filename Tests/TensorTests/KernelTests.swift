@@ -80,10 +80,18 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         #expect(zip(y, expected).allSatisfy { abs($0 - $1) < 1e-6 })
     }
 
-    @Test func softmaxSwishSigmoidGLUAgainstClosedForms() {
-        var s: [Float] = [0, log(3)]
-        Kernels.softmax(&s, count: 2)
-        #expect(abs(s[0] - 0.25) < 1e-6 && abs(s[1] - 0.75) < 1e-6)
+    @Test func attentionSwishSigmoidGLUAgainstClosedForms() {
+        // One query, two keys, scores 0 and log 3 (the first from the key, the second split between the key and
+        // its positional row): weights 1/4 and 3/4 of the values 1 and 5. Row (queries − 1 − i) + j of the positions
+        // pairs with key j, so the positional terms are 0 and 1/2 · log 3 scaled by the bias v = 1.
+        let q: [Float] = [0], keys: [Float] = [0, 0.5 * log(3)], values: [Float] = [1, 5]
+        let positions: [Float] = [0, 0.5 * log(3)], biasU: [Float] = [1], biasV: [Float] = [1]
+        var context: [Float] = [0], scratch = [Float](repeating: 0, count: Kernels.attentionScratch(keys: 2, heads: 1,
+                                                                                                    headDim: 1))
+        Kernels.relativeAttention(q: q, queries: 1, keys: keys, values: values, keyCount: 2, positions: positions,
+                                  biasU: biasU, biasV: biasV, heads: 1, headDim: 1, scale: 1, context: &context,
+                                  scratch: &scratch)
+        #expect(abs(context[0] - (0.25 * 1 + 0.75 * 5)) < 1e-5, "\(context)")
 
         let inputs: [Float] = [-90, -20, -3, -0.5, 0, 0.5, 3, 20, 90]
         var swish = inputs, sigmoid = inputs

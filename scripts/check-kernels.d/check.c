@@ -108,7 +108,68 @@ static void check_int8(ck_pool *pool, int variant, long m, long k, long n, int a
     free(w); free(x); free(y); free(expected); free(packed); free(scratch);
 }
 
-int main(void) {
+// Relative-position attention (ck_rel_attention) of the selected element-wise variant against a double-precision
+// evaluation of the same formula with the exact exp: every context value within 1e-5 of its size (values are in
+// [-1, 1), so each context value is a convex combination within [-1, 1]).
+static void check_attention(long queries, long key_count, long heads, long head_dim) {
+    const long d = heads * head_dim, pos_rows = key_count + queries - 1;
+    float *q = malloc(sizeof(float) * queries * d), *k = malloc(sizeof(float) * key_count * d);
+    float *v = malloc(sizeof(float) * key_count * d), *p = malloc(sizeof(float) * pos_rows * d);
+    float *u = malloc(sizeof(float) * d), *bv = malloc(sizeof(float) * d);
+    float *context = malloc(sizeof(float) * queries * d);
+    float *scratch = malloc(sizeof(float) * ck_rel_attention_scratch_size(key_count, heads, head_dim));
+    double *s = malloc(sizeof(double) * key_count);
+    for (long i = 0; i < queries * d; i++) q[i] = 2 * uniform();
+    for (long i = 0; i < key_count * d; i++) { k[i] = uniform(); v[i] = uniform(); }
+    for (long i = 0; i < pos_rows * d; i++) p[i] = uniform();
+    for (long i = 0; i < d; i++) { u[i] = uniform(); bv[i] = uniform(); }
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    ck_rel_attention(q, queries, k, v, key_count, p, u, bv, heads, head_dim, scale, context, scratch);
+    for (long h = 0; h < heads; h++) {
+        for (long i = 0; i < queries; i++) {
+            double top = -INFINITY, sum = 0;
+            for (long j = 0; j < key_count; j++) {
+                double score = 0;
+                for (long c = h * head_dim; c < (h + 1) * head_dim; c++)
+                    score += ((double)q[i * d + c] + u[c]) * k[j * d + c]
+                             + ((double)q[i * d + c] + bv[c]) * p[(queries - 1 - i + j) * d + c];
+                s[j] = score * scale;
+                top = s[j] > top ? s[j] : top;
+            }
+            for (long j = 0; j < key_count; j++) { s[j] = exp(s[j] - top); sum += s[j]; }
+            for (long c = h * head_dim; c < (h + 1) * head_dim; c++) {
+                double expected = 0;
+                for (long j = 0; j < key_count; j++) expected += s[j] / sum * v[j * d + c];
+                double got = context[i * d + c];
+                CHECK(fabs(got - expected) <= 1e-5, "attention (%s) queries %ld keys %ld heads %ld dim %ld: "
+                      "context[%ld, %ld] = %.8g, expected %.8g", ck_variant(), queries, key_count, heads, head_dim, i,
+                      c, got, expected);
+            }
+        }
+    }
+    free(q); free(k); free(v); free(p); free(u); free(bv); free(context); free(scratch); free(s);
+}
+
+static void check_attention_shapes(void) {
+    const long queries[] = {1, 2, 5, 14}, keys[] = {1, 7, 71, 84}, heads[] = {1, 3, 8}, dims[] = {1, 5, 8, 64, 67};
+    for (unsigned a = 0; a < 4; a++)
+        for (unsigned b = 0; b < 4; b++)
+            for (unsigned c = 0; c < 3; c++)
+                for (unsigned e = 0; e < 5; e++) check_attention(queries[a], keys[b], heads[c], dims[e]);
+}
+
+// `check`: every product variant and the attention; `check attention`: the attention of the variant STT_KERNELS
+// selects (scripts/check-kernels runs it again capped to the portable code).
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "attention") == 0) {
+        check_attention_shapes();
+        if (failures) {
+            fprintf(stderr, "check-kernels: %d failures\n", failures);
+            return 1;
+        }
+        printf("check-kernels: the %s attention agrees\n", ck_variant());
+        return 0;
+    }
     CHECK(ck_cpu_level() == CK_LEVEL_AVX512, "the emulated CPU reports level %d, not AVX-512", ck_cpu_level());
     ck_pool *pool = ck_pool_create(2);
     const long ms[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 14, 15, 29}, ks[] = {1, 2, 7, 64, 257}, ns[] = {1, 16, 37, 200};
@@ -126,13 +187,14 @@ int main(void) {
             for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
                 for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
                     check_int8(c % 2 ? pool : NULL, variant, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
+    check_attention_shapes();
     CHECK(ck_int8_peak_gflops(1000) > 0, "the int8 peak loop of variant %s measured nothing", ck_gemm_int8_variant());
     ck_pool_destroy(pool);
     if (failures) {
         fprintf(stderr, "check-kernels: %d failures\n", failures);
         return 1;
     }
-    printf("check-kernels: every float32, bfloat16 and int8 variant agrees (emulated: %s, bf16 %s, int8 %s)\n",
-           ck_gemm_variant(), ck_gemm_bf16_variant(), ck_gemm_int8_variant());
+    printf("check-kernels: every float32, bfloat16 and int8 variant and the %s attention agree (emulated: %s, bf16 %s, "
+           "int8 %s)\n", ck_variant(), ck_gemm_variant(), ck_gemm_bf16_variant(), ck_gemm_int8_variant());
     return 0;
 }

@@ -13,14 +13,23 @@ void ck_glu_rows(const float *in, float *out, long rows, long channels);
 // Row-wise LayerNorm over `width` with scale and shift: out may equal in.
 void ck_layer_norm(const float *in, float *out, long rows, long width, const float *scale, const float *shift,
                    float epsilon);
-// In-place softmax of x[0..<n] (already scaled); returns nothing. n ≥ 1.
-void ck_softmax(float *x, long n);
 // y[i] += alpha * x[i]
 void ck_axpy(float *y, const float *x, long n, float alpha);
 // x[r, c] += bias[c] for every row r
 void ck_add_bias_rows(float *x, const float *bias, long rows, long width);
 // x[i] = max(x[i], 0)
 void ck_relu(float *x, long n);
+// Relative-position multi-head attention (Transformer-XL, NeMo's RelPositionMultiHeadAttention) of `queries` query
+// rows that all see the same `key_count` keys: for every head h (columns h·head_dim ..< (h + 1)·head_dim of each row,
+// rows d = heads·head_dim floats apart),
+//   s[i, j] = ((q_i + u_h)·k_j + (q_i + v_h)·pos[(queries − 1 − i) + j]) · scale,  softmax over j,
+//   context_i = Σ_j s[i, j] · v_j.
+// pos holds key_count + queries − 1 rows; bias_u and bias_v are [heads, head_dim]; scratch holds
+// ck_rel_attention_scratch_size(key_count, heads, head_dim) floats. Follows ck_cpu_level() like the kernels above.
+void ck_rel_attention(const float *q, long queries, const float *keys, const float *values, long key_count,
+                      const float *pos, const float *bias_u, const float *bias_v, long heads, long head_dim,
+                      float scale, float *context, float *scratch);
+long ck_rel_attention_scratch_size(long key_count, long heads, long head_dim);
 // Name of the selected variant ("avx2+fma" or "portable"), for benchmarks.
 const char *ck_variant(void);
 
