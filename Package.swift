@@ -22,13 +22,10 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(
-            name: "CSTTOpenBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(
             name: "CSTTFFTW", path: "Sources/CFFTW", pkgConfig: "fftw3f",
             providers: [.apt(["libfftw3-dev"])]),
         .target(name: "CSTTKernels", path: "Sources/CKernels", cSettings: kernelSettings),
-        .target(name: "STTTensor", dependencies: ["CSTTOpenBLAS", "CSTTFFTW", "CSTTKernels"], path: "Sources/Tensor"),
+        .target(name: "STTTensor", dependencies: ["CSTTFFTW", "CSTTKernels"], path: "Sources/Tensor"),
         .target(name: "STTWeightLoader", dependencies: ["STTTensor"], path: "Sources/WeightLoader"),
         .target(name: "STTAudio", dependencies: ["STTTensor", "CSTTFFTW"], path: "Sources/Audio"),
         .target(name: "STTConformer", dependencies: ["STTTensor", "STTWeightLoader"], path: "Sources/Conformer"),

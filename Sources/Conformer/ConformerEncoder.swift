@@ -22,8 +22,7 @@ package final class ConformerEncoder: Sendable {
     /// - Parameters:
     ///   - leftContext: attention cache rows; NeMo's models are trained with 70.
     ///   - maxLookahead: the largest right context to prepare for (13 covers all trained settings of the reference).
-    ///   - threads: threads for the weight products of every step, the stepping thread included. BLAS, which does
-    ///     the small attention products, keeps whatever thread setting the app gave it.
+    ///   - threads: threads for the weight products of every step, the stepping thread included.
     ///   - description: the graph's description, when the caller has built it already (it validates every shape).
     ///   - precision: how the layers' weight matrices are stored (products and everything else stay float32).
     package init(graph: ExportedGraph, description known: EncoderDescription? = nil, leftContext: Int = 70,

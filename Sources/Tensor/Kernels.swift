@@ -1,24 +1,9 @@
-import CSTTOpenBLAS
 import CSTTKernels
 
-/// The numeric kernels of the engine over raw row-major float buffers. Products with weights packed at load, and the
-/// element-wise work (exp(), LayerNorm, softmax), go to the CKernels target, which picks AVX-512, AVX2+FMA or portable
-/// code once at run time; the small products between activations (attention scores) go to BLAS; the rest is plain
-/// Swift.
+/// The numeric kernels of the engine over raw row-major float buffers. Products with weights packed at load, the
+/// attention of a block of queries, and the element-wise work (exp(), LayerNorm), go to the CKernels target, which
+/// picks AVX-512, AVX2+FMA or portable code once at run time; the rest is plain Swift. No BLAS library is involved.
 package enum Kernels {
-    /// C[m×n] = A[m×k] · op(B) (+ C when `accumulate`), row-major with leading dimensions.
-    /// `transposedB`: B is stored [n×k] (PyTorch's [out, in]); otherwise [k×n] (the exporter's MatMul layout).
-    @inline(__always)
-    package static func gemm(m: Int, n: Int, k: Int,
-                            a: UnsafePointer<Float>, lda: Int,
-                            b: UnsafePointer<Float>, ldb: Int, transposedB: Bool,
-                            c: UnsafeMutablePointer<Float>, ldc: Int,
-                            alpha: Float = 1, accumulate: Bool = false) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposedB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
-                    accumulate ? 1 : 0, c, Int32(ldc))
-    }
-
     package static func swish(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_swish(x, count) }
     package static func sigmoid(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_sigmoid(x, count) }
     package static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) { ck_relu(x, count) }
@@ -97,8 +82,4 @@ package enum Kernels {
         String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) + ", int8 products "
             + String(cString: ck_gemm_int8_variant()) + ", bf16 products " + String(cString: ck_gemm_bf16_variant())
     }
-
-    /// For a command-line tool's main: OpenBLAS, which does only the small attention products, on one thread so that
-    /// its spinning workers never compete with a `ComputePool`. The engine itself leaves BLAS's setting to the app.
-    package static func useSingleThreadedBLAS() { openblas_set_num_threads(1) }
 }

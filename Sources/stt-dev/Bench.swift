@@ -76,7 +76,6 @@ struct BenchEncoder: ParsableCommand {
     var profile = false
 
     func run() throws {
-        Kernels.useSingleThreadedBLAS()
         let encoderPath = try encoderFile(path)
         let encoder: ConformerEncoder
         do {
@@ -204,7 +203,6 @@ struct BenchStreams: ParsableCommand {
     var encoderOnly = false
 
     func run() throws {
-        Kernels.useSingleThreadedBLAS()
         if encoderOnly { return try runEncoder() }
         let speech: SpeechModel
         let wav: WAVFile

@@ -15,9 +15,6 @@ struct STT: ParsableCommand {
 
     /// Usage errors exit 2 (ArgumentParser's default is 64); every other failure exits 1 with one line.
     static func main() {
-        // The engine runs its own worker threads; OpenBLAS, doing only small attention products, stays on one so its
-        // spinning workers never compete with them.
-        Kernels.useSingleThreadedBLAS()
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -3,11 +3,10 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-# Debian packages the build needs: OpenBLAS and FFTW (found through pkg-config).
+# Debian packages the build needs: FFTW (found through pkg-config).
 ensure_build_deps() {
     local missing=()
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
-    pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
     pkg-config --exists fftw3f 2>/dev/null || missing+=(libfftw3-dev)
     apt_install "${missing[@]}"
 }
@@ -23,14 +22,6 @@ ensure_parity_venv() {
         cp "$ROOT/models/requirements-parity.txt" "$stamp"
     fi
     PARITY_PYTHON="$venv/bin/python"
-}
-
-# OpenBLAS picks its Haswell kernels on AVX-512 AMD CPUs; its SkylakeX kernels are about twice as fast there.
-# Only set when the CPU has AVX-512 and the user has not chosen.
-select_blas_kernels() {
-    if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q avx512f /proc/cpuinfo 2>/dev/null; then
-        export OPENBLAS_CORETYPE=SkylakeX
-    fi
 }
 
 # Builds a release binary (stt, or the development tools stt-dev) and prints its path.
