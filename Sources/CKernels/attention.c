@@ -42,43 +42,47 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") float dot2_av
 }
 #endif
 
-// Rows are walked whole (every head of a key row, then the next row), so that memory is read in order; a head's
-// scores are s[h · key_count + j].
+// Key rows are the outer loop: each key and value row is read once for every query of the block, and the positional
+// rows query i pairs with key j, (queries − 1 − i) + j, form a window of `queries` rows that slides by one row per key
+// (in L1 for a block of 14). Scores of query i, head h are s[(i · heads + h) · key_count + j].
 #define DEFINE_ATTENTION(SUFFIX, ATTR)                                                                          \
     ATTR static void attention_##SUFFIX(const float *q, long queries, const float *keys, const float *values,     \
                                         long key_count, const float *pos, const float *bias_u,                    \
                                         const float *bias_v, long heads, long head_dim, float scale,             \
                                         float *context, float *scratch) {                                        \
         const long d = heads * head_dim;                                                                         \
-        float *qu = scratch, *qv = scratch + d, *s = scratch + 2 * d;                                            \
+        float *qu = scratch, *qv = scratch + queries * d, *s = scratch + 2 * queries * d;                        \
         for (long i = 0; i < queries; i++) {                                                                     \
-            const float *qi = q + i * d;                                                                         \
             for (long c = 0; c < d; c++) {                                                                       \
-                qu[c] = qi[c] + bias_u[c];                                                                       \
-                qv[c] = qi[c] + bias_v[c];                                                                       \
+                qu[i * d + c] = q[i * d + c] + bias_u[c];                                                        \
+                qv[i * d + c] = q[i * d + c] + bias_v[c];                                                        \
             }                                                                                                    \
-            /* Query i and key j: row (queries − 1 − i) + j of pos. */                                           \
-            const float *p = pos + (queries - 1 - i) * d;                                                        \
-            for (long j = 0; j < key_count; j++) {                                                               \
-                const float *kj = keys + j * d, *pj = p + j * d;                                                 \
+        }                                                                                                        \
+        for (long j = 0; j < key_count; j++) {                                                                   \
+            const float *kj = keys + j * d;                                                                      \
+            for (long i = 0; i < queries; i++) {                                                                 \
+                const float *pj = pos + (queries - 1 - i + j) * d;                                               \
                 for (long h = 0; h < heads; h++) {                                                               \
                     const long o = h * head_dim;                                                                 \
-                    s[h * key_count + j] = dot2_##SUFFIX(qu + o, kj + o, qv + o, pj + o, head_dim) * scale;      \
+                    s[(i * heads + h) * key_count + j] =                                                         \
+                        dot2_##SUFFIX(qu + i * d + o, kj + o, qv + i * d + o, pj + o, head_dim) * scale;         \
                 }                                                                                                \
             }                                                                                                    \
-            for (long h = 0; h < heads; h++) {                                                                   \
-                float *sh = s + h * key_count, top = sh[0], sum = 0.0f;                                          \
-                for (long j = 1; j < key_count; j++) top = sh[j] > top ? sh[j] : top;                            \
-                for (long j = 0; j < key_count; j++) { sh[j] = ck_exp(sh[j] - top); sum += sh[j]; }              \
-                const float inv = 1.0f / sum;                                                                    \
-                for (long j = 0; j < key_count; j++) sh[j] *= inv;                                               \
-            }                                                                                                    \
-            float *ci = context + i * d;                                                                         \
-            for (long c = 0; c < d; c++) ci[c] = 0.0f;                                                           \
-            for (long j = 0; j < key_count; j++) {                                                               \
-                const float *vj = values + j * d;                                                                \
+        }                                                                                                        \
+        for (long row = 0; row < queries * heads; row++) {                                                       \
+            float *sh = s + row * key_count, top = sh[0], sum = 0.0f;                                            \
+            for (long j = 1; j < key_count; j++) top = sh[j] > top ? sh[j] : top;                                \
+            for (long j = 0; j < key_count; j++) { sh[j] = ck_exp(sh[j] - top); sum += sh[j]; }                  \
+            const float inv = 1.0f / sum;                                                                        \
+            for (long j = 0; j < key_count; j++) sh[j] *= inv;                                                   \
+        }                                                                                                        \
+        for (long c = 0; c < queries * d; c++) context[c] = 0.0f;                                                \
+        for (long j = 0; j < key_count; j++) {                                                                   \
+            const float *vj = values + j * d;                                                                    \
+            for (long i = 0; i < queries; i++) {                                                                 \
+                float *ci = context + i * d;                                                                     \
                 for (long h = 0; h < heads; h++) {                                                               \
-                    const float a = s[h * key_count + j];                                                        \
+                    const float a = s[(i * heads + h) * key_count + j];                                          \
                     for (long c = h * head_dim; c < (h + 1) * head_dim; c++) ci[c] += a * vj[c];                 \
                 }                                                                                                \
             }                                                                                                    \
@@ -103,6 +107,6 @@ void ck_rel_attention(const float *q, long queries, const float *keys, const flo
     attention_base(q, queries, keys, values, key_count, pos, bias_u, bias_v, heads, head_dim, scale, context, scratch);
 }
 
-long ck_rel_attention_scratch_size(long key_count, long heads, long head_dim) {
-    return 2 * heads * head_dim + heads * key_count;
+long ck_rel_attention_scratch_size(long queries, long key_count, long heads, long head_dim) {
+    return queries * (2 * heads * head_dim + heads * key_count);
 }

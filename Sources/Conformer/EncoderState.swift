@@ -162,8 +162,8 @@ package final class EncoderWorkspace {
         let sizes = (
             stem: rows * flatWidth,
             stemScratch: encoder.preEncode.scratchSize(frames: window),
-            attention: RelPositionMultiHeadAttention.scratchSize(keys: attention.keys, heads: e.heads,
-                                                                 headDim: e.headDim),
+            attention: RelPositionMultiHeadAttention.scratchSize(queries: attention.queries, keys: attention.keys,
+                                                                 heads: e.heads, headDim: e.headDim),
             products: max(encoder.preEncode.productScratch(frames: window),
                           Kernels.gemmScratch(rows: rows, inputs: max(e.feedForward, 2 * d, flatWidth))))
         storage = Tensor(zeros: [sizes.stem + sizes.stemScratch + 8 * rows * d + rows * hiddenWidth

@@ -79,9 +79,9 @@ package struct RelPositionMultiHeadAttention: Sendable {
         linearV(a, rows: n, into: w.value, workspace: w)
     }
 
-    /// Scratch floats for a block with `keys` keys.
-    static func scratchSize(keys: Int, heads: Int, headDim: Int) -> Int {
-        Kernels.attentionScratch(keys: keys, heads: heads, headDim: headDim)
+    /// Scratch floats for a block of `queries` × `keys`.
+    static func scratchSize(queries: Int, keys: Int, heads: Int, headDim: Int) -> Int {
+        Kernels.attentionScratch(queries: queries, keys: keys, heads: heads, headDim: headDim)
     }
 
     /// context[queries, d] for one block in which every query sees every key.

@@ -23,7 +23,7 @@ package enum Kernels {
     /// Relative-position multi-head attention of `queries` rows that all see the same `keyCount` keys, every head
     /// (see `ck_rel_attention`): q, keys, values, positions and context are rows of heads · headDim floats; row
     /// (queries − 1 − i) + j of `positions` is the positional term of query i and key j. `scratch` holds
-    /// `attentionScratch(keys:heads:headDim:)` floats.
+    /// `attentionScratch(queries:keys:heads:headDim:)` floats.
     package static func relativeAttention(q: UnsafePointer<Float>, queries: Int, keys: UnsafePointer<Float>,
                                           values: UnsafePointer<Float>, keyCount: Int, positions: UnsafePointer<Float>,
                                           biasU: UnsafePointer<Float>, biasV: UnsafePointer<Float>, heads: Int,
@@ -33,9 +33,9 @@ package enum Kernels {
                          scratch)
     }
 
-    /// Scratch floats `relativeAttention` needs for `keys` keys.
-    package static func attentionScratch(keys: Int, heads: Int, headDim: Int) -> Int {
-        ck_rel_attention_scratch_size(keys, heads, headDim)
+    /// Scratch floats `relativeAttention` needs for a block of `queries` × `keys`.
+    package static func attentionScratch(queries: Int, keys: Int, heads: Int, headDim: Int) -> Int {
+        ck_rel_attention_scratch_size(queries, keys, heads, headDim)
     }
 
     /// y += alpha · x

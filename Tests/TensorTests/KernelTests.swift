@@ -79,8 +79,8 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         // pairs with key j, so the positional terms are 0 and 1/2 · log 3 scaled by the bias v = 1.
         let q: [Float] = [0], keys: [Float] = [0, 0.5 * log(3)], values: [Float] = [1, 5]
         let positions: [Float] = [0, 0.5 * log(3)], biasU: [Float] = [1], biasV: [Float] = [1]
-        var context: [Float] = [0], scratch = [Float](repeating: 0, count: Kernels.attentionScratch(keys: 2, heads: 1,
-                                                                                                    headDim: 1))
+        var context: [Float] = [0]
+        var scratch = [Float](repeating: 0, count: Kernels.attentionScratch(queries: 1, keys: 2, heads: 1, headDim: 1))
         Kernels.relativeAttention(q: q, queries: 1, keys: keys, values: values, keyCount: 2, positions: positions,
                                   biasU: biasU, biasV: biasV, heads: 1, headDim: 1, scale: 1, context: &context,
                                   scratch: &scratch)

@@ -117,7 +117,7 @@ static void check_attention(long queries, long key_count, long heads, long head_
     float *v = malloc(sizeof(float) * key_count * d), *p = malloc(sizeof(float) * pos_rows * d);
     float *u = malloc(sizeof(float) * d), *bv = malloc(sizeof(float) * d);
     float *context = malloc(sizeof(float) * queries * d);
-    float *scratch = malloc(sizeof(float) * ck_rel_attention_scratch_size(key_count, heads, head_dim));
+    float *scratch = malloc(sizeof(float) * ck_rel_attention_scratch_size(queries, key_count, heads, head_dim));
     double *s = malloc(sizeof(double) * key_count);
     for (long i = 0; i < queries * d; i++) q[i] = 2 * uniform();
     for (long i = 0; i < key_count * d; i++) { k[i] = uniform(); v[i] = uniform(); }

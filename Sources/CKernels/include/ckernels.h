@@ -25,11 +25,11 @@ void ck_relu(float *x, long n);
 //   s[i, j] = ((q_i + u_h)·k_j + (q_i + v_h)·pos[(queries − 1 − i) + j]) · scale,  softmax over j,
 //   context_i = Σ_j s[i, j] · v_j.
 // pos holds key_count + queries − 1 rows; bias_u and bias_v are [heads, head_dim]; scratch holds
-// ck_rel_attention_scratch_size(key_count, heads, head_dim) floats. Follows ck_cpu_level() like the kernels above.
+// ck_rel_attention_scratch_size(queries, key_count, heads, head_dim) floats. Follows ck_cpu_level() like the kernels above.
 void ck_rel_attention(const float *q, long queries, const float *keys, const float *values, long key_count,
                       const float *pos, const float *bias_u, const float *bias_v, long heads, long head_dim,
                       float scale, float *context, float *scratch);
-long ck_rel_attention_scratch_size(long key_count, long heads, long head_dim);
+long ck_rel_attention_scratch_size(long queries, long key_count, long heads, long head_dim);
 // Name of the selected variant ("avx2+fma" or "portable"), for benchmarks.
 const char *ck_variant(void);
 
