@@ -42,7 +42,7 @@ package final class RNNTDecoder: Sendable {
     package func evaluate(frame: UnsafePointer<Float>, token: Int, state: GreedyState,
                          logits: UnsafeMutablePointer<Float>) {
         prediction.step(token: token, state: state.prediction)
-        joint.projectEncoder(frame, into: state.f)
+        joint.projectEncoder(frame, rows: 1, stride: joint.enc.rows, into: state.f)
         joint.projectPrediction(state.prediction.nextH(prediction.layers.count - 1), into: state.g)
         joint.logits(f: state.f, g: state.g, sum: state.sum, into: logits)
     }
@@ -86,7 +86,7 @@ package final class GreedyState {
     /// decoded as a ``GreedyBatch`` of one, so one stream alone and in a batch follow the same code.
     package func decode(_ decoder: RNNTDecoder, frames encoded: UnsafePointer<Float>, count n: Int, width: Int,
                        maxSymbols: Int = 10, emit: (Emission) -> Void) {
-        let batch = alone ?? GreedyBatch(decoder: decoder, capacity: 1)
+        let batch = alone ?? GreedyBatch(decoder: decoder, capacity: 1, maxFrames: n)
         alone = batch
         batch.decode(streams: 1, state: { _ in self }, frames: { _ in encoded }, count: { _ in n }, width: width,
                      maxSymbols: maxSymbols) { _, emission in emit(emission) }
@@ -105,14 +105,22 @@ package final class GreedyBatch {
     private let decoder: RNNTDecoder
     private let inputs: Tensor, previous: Tensor, gates: Tensor, outputs: Tensor, projected: Tensor, sums: Tensor
     private let logits: Tensor
-    /// Per stream of the current call: the frame being decoded and the symbols emitted on it.
-    private var frame: [Int], symbols: [Int]
+    /// The joint's encoder projection of every frame of the current call, the streams' frames one after another
+    /// (stream i's from row first[i]), and those frames gathered for the product. Sized for `capacity` streams of
+    /// `maxFrames`; grown when a call brings more frames than that.
+    private var projectedFrames: Tensor, gathered: Tensor
+    /// Per stream of the current call: its first row in `projectedFrames`, the frame being decoded and the symbols
+    /// emitted on it.
+    private var first: [Int], frame: [Int], symbols: [Int]
     private var active: [Int] = [], predicting: [Int] = []
 
-    package init(decoder: RNNTDecoder, capacity: Int) {
+    /// A batch of up to `capacity` streams, its buffers sized for calls of up to `maxFrames` frames a stream.
+    package init(decoder: RNNTDecoder, capacity: Int, maxFrames: Int) {
         self.decoder = decoder
         self.capacity = max(1, capacity)
         let d = decoder.description, rows = self.capacity
+        projectedFrames = Tensor(zeros: [rows * maxFrames * d.jointHidden])
+        gathered = Tensor(zeros: [rows * maxFrames * d.encoderDim])
         inputs = Tensor(zeros: [rows, d.predictionHidden])
         previous = Tensor(zeros: [rows, d.predictionHidden])
         gates = Tensor(zeros: [rows, 4 * d.predictionHidden])
@@ -120,6 +128,7 @@ package final class GreedyBatch {
         projected = Tensor(zeros: [rows, d.jointHidden])
         sums = Tensor(zeros: [rows, d.jointHidden])
         logits = Tensor(zeros: [rows, d.classes])
+        first = Array(repeating: 0, count: rows)
         frame = Array(repeating: 0, count: rows)
         symbols = Array(repeating: 0, count: rows)
         active.reserveCapacity(rows)
@@ -139,13 +148,21 @@ package final class GreedyBatch {
             return
         }
         active.removeAll(keepingCapacity: true)
+        var rows = 0
         for i in 0..<streams {
+            first[i] = rows
             frame[i] = 0
             symbols[i] = 0
+            rows += count(i)
             if count(i) > 0 { active.append(i) }
         }
-        // The joint's encoder projection of a stream's frames is needed one frame at a time; f holds the current one.
-        for i in active { joint.projectEncoder(frames(i), into: state(i).f) }
+        // The joint's encoder projection of every frame of every stream: one product, one read of its weight.
+        if projectedFrames.count < rows * hidden || gathered.count < rows * width {
+            projectedFrames = Tensor(zeros: [rows * hidden])
+            gathered = Tensor(zeros: [rows * width])
+        }
+        for i in active { (gathered.data + first[i] * width).update(from: frames(i), count: count(i) * width) }
+        joint.projectEncoder(gathered.data, rows: rows, stride: width, into: projectedFrames.data)
         while !active.isEmpty {
             // The prediction network of every stream whose last joint emitted: layer by layer, one product per weight.
             predicting.removeAll(keepingCapacity: true)
@@ -180,7 +197,8 @@ package final class GreedyBatch {
             }
             // The joint of every active stream at its frame, one product.
             for (r, i) in active.enumerated() {
-                let f = state(i).f, g = state(i).g, sum = sums.data + r * hidden
+                let f = projectedFrames.data + (first[i] + frame[i]) * hidden, g = state(i).g
+                let sum = sums.data + r * hidden
                 for j in 0..<hidden { sum[j] = max(0, f[j] + g[j]) }
                 (logits.data + r * classes).update(from: joint.outBias.data, count: classes)
             }
@@ -207,7 +225,6 @@ package final class GreedyBatch {
                     frame[i] += 1
                     symbols[i] = 0
                     if frame[i] == count(i) { continue }
-                    joint.projectEncoder(frames(i) + frame[i] * width, into: stream.f)
                 }
                 active[kept] = i
                 kept += 1

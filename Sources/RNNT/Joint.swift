@@ -23,10 +23,10 @@ package struct Joint: Sendable {
         outBias = try r.tensor(d.jointOutput + ".bias", shape: [classes])
     }
 
-    /// f = enc(frame), [hidden].
-    func projectEncoder(_ frame: UnsafePointer<Float>, into f: UnsafeMutablePointer<Float>) {
-        f.update(from: encBias.data, count: hidden)
-        Kernels.gemm(m: 1, x: frame, ldx: enc.rows, enc, y: f, ldy: hidden, accumulate: true)
+    /// f = enc(frame) for `rows` frames `stride` floats apart → [rows, hidden].
+    func projectEncoder(_ frames: UnsafePointer<Float>, rows: Int, stride: Int, into f: UnsafeMutablePointer<Float>) {
+        Kernels.fillRows(f, rows: rows, width: hidden, with: encBias.data)
+        Kernels.gemm(m: rows, x: frames, ldx: stride, enc, y: f, ldy: hidden, accumulate: true)
     }
 
     /// g = pred(h), [hidden].

@@ -58,7 +58,9 @@ public final class StreamBatch: @unchecked Sendable {
         greedyStates.reserveCapacity(self.maxStreams)
         greedyTaken.reserveCapacity(self.maxStreams)
         tokensBefore.reserveCapacity(self.maxStreams)
-        greedyBatch = model.rnnt.map { GreedyBatch(decoder: $0, capacity: self.maxStreams) }
+        greedyBatch = model.rnnt.map {
+            GreedyBatch(decoder: $0, capacity: self.maxStreams, maxFrames: model.encoder.maxLookahead + 1)
+        }
     }
 
     /// Opens a stream whose encoder steps this batch runs.

@@ -72,7 +72,7 @@ func loadDecoder(_ folder: String) throws -> RNNTDecoder {
         for k in 0..<calls { for c in 0..<d { for i in 0..<t { frames.data[(k * t + i) * d + c] = outputs.floats[(k * d + c) * t + i] } } }
         let alone = GreedyState(decoder: decoder)
         let states = (0..<3).map { _ in GreedyState(decoder: decoder) }
-        let batch = GreedyBatch(decoder: decoder, capacity: 3)
+        let batch = GreedyBatch(decoder: decoder, capacity: 3, maxFrames: t)
         var tokens = 0, allocations: [Int] = [], batchAllocations: [Int] = []
         for k in 0..<calls {
             malloc_counter_start()
