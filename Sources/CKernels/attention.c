@@ -5,8 +5,8 @@
 // Relative-position attention of a block of queries, every head, in one call (see ckernels.h). The blocks a streaming
 // step or an offline chunk makes are small (1–14 queries, up to 84 keys, 64 dimensions a head): a general product
 // library spends more time packing such operands than multiplying them, so each score is two dot products here, read
-// straight from the rows. One portable body, compiled again with AVX2+FMA on x86-64: the eight partial sums of a dot
-// product and the context rows' multiply-adds are what the compiler turns into vector instructions.
+// straight from the rows. One portable body, compiled again with AVX2+FMA on x86-64, where the dot products are
+// written with intrinsics and the compiler vectorizes the context rows' multiply-adds.
 #define LANES 8
 
 // (a·b + c·e) over n: portable, in LANES partial sums.
