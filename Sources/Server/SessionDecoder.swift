@@ -118,12 +118,10 @@ final class SessionDecoder: @unchecked Sendable {
             return inputs
         }
         guard let batch else { return }
-        var consumed = 0
         loop: for input in batch {
             guard !isCancelled else { break }
             switch input {
             case .audio(let samples):
-                consumed += samples.count
                 do throws(TranscriptionError) {
                     try stream.push(samples)
                 } catch {
@@ -131,7 +129,9 @@ final class SessionDecoder: @unchecked Sendable {
                     work.withLock { deliver(Batch(outputs: [.failure(.dataInconsistentWithMessage, error.description)])) }
                     break loop
                 }
-                noteWaiting()
+                // From now on these samples count as the stream's waiting audio, not as queued input: a job's audio
+                // is never counted twice while the job runs.
+                noteWaiting(pushed: samples.count)
                 stepper.wake()
             case .end:
                 // The windows already complete run as steps first, so that their endpoints count as they would live.
@@ -140,7 +140,6 @@ final class SessionDecoder: @unchecked Sendable {
             }
         }
         let again: Bool = lock.withLock {
-            queued = max(0, queued - consumed)
             let again = !cancelled && !inputs.isEmpty
             if !again { scheduled = false }
             return again
@@ -149,9 +148,13 @@ final class SessionDecoder: @unchecked Sendable {
         if again { schedule() }
     }
 
-    private func noteWaiting() {
+    /// Records the stream's waiting audio and, in the same step, takes `pushed` samples just pushed off the queue.
+    private func noteWaiting(pushed: Int = 0) {
         let samples = Int((stream.waitingSeconds * 16_000).rounded())
-        lock.withLock { waiting = samples }
+        lock.withLock {
+            waiting = samples
+            queued = max(0, queued - pushed)
+        }
     }
 
     /// After a step advanced the stream: a result when tokens became final, and at an endpoint the segment's final
