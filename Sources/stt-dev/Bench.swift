@@ -76,11 +76,14 @@ struct BenchEncoder: ParsableCommand {
     var profile = false
 
     func run() throws {
+        try requireOption("calls", calls, in: 1...100_000)
+        try requireOption("threads", threads, in: 1...256)
         let encoderPath = try encoderFile(path)
         let encoder: ConformerEncoder
         do {
             encoder = try ConformerEncoder(graph: ExportedGraph(path: encoderPath), threads: threads, precision: precision)
         } catch { throw CommandFailure(error) }
+        try requireOption("lookahead", lookahead, in: 0...encoder.maxLookahead)
         let schedule = StreamingSchedule(lookahead: lookahead, subsamplingFactor: encoder.description.subsamplingFactor,
                                          convention: .exportCompatible)
         let state = EncoderState(encoder: encoder, maxFrames: schedule.framesPerStep, maxWindow: schedule.maxWindow)
@@ -141,6 +144,7 @@ struct BenchLong: ParsableCommand {
     var audio: String = "samples/green-apples.wav"
 
     func run() throws {
+        try requireOption("minutes", minutes, in: 1...10_000)
         let speech: SpeechModel
         let wav: WAVFile
         do { speech = try SpeechModel(folder: model); wav = try WAVFile(path: audio) } catch { throw CommandFailure(error) }
@@ -203,6 +207,10 @@ struct BenchStreams: ParsableCommand {
     var encoderOnly = false
 
     func run() throws {
+        try requireOption("streams", streams, in: 1...1_024)
+        try requireOption("seconds", seconds, in: 1...36_000)
+        try requireOption("threads", threads, in: 1...256)
+        try requireOption("lookahead", lookahead, in: 0...10_000)
         if encoderOnly { return try runEncoder() }
         let speech: SpeechModel
         let wav: WAVFile
@@ -241,6 +249,7 @@ struct BenchStreams: ParsableCommand {
             encoder = try ConformerEncoder(graph: ExportedGraph(path: try encoderFile(model)), threads: threads)
         } catch { throw CommandFailure(error) }
         guard lookahead % 80 == 0 else { throw CommandFailure("look-ahead \(lookahead) ms is not a whole number of 80 ms frames") }
+        try requireOption("lookahead", lookahead / 80, in: 0...encoder.maxLookahead)
         let schedule = StreamingSchedule(lookahead: lookahead / 80, subsamplingFactor: encoder.description.subsamplingFactor,
                                          convention: .exportCompatible)
         let batch = EncoderBatch(encoder: encoder, capacity: streams, maxFrames: schedule.framesPerStep)

@@ -40,7 +40,7 @@ struct ComparePrecision: ParsableCommand {
     var texts = false
 
     func run() throws {
-        guard (1...100_000).contains(calls) else { throw CommandFailure("--calls \(calls) is outside 1…100000") }
+        try requireOption("calls", calls, in: 1...100_000)
         let reference: SpeechModel, quantized: SpeechModel
         do {
             reference = try SpeechModel(folder: fp32, precision: .fp32)

@@ -35,6 +35,7 @@ struct ParitySteps: ParsableCommand {
     }
 
     private func execute() throws {
+        try requireOption("calls", calls, in: 1...100_000)
         let encoderPath = try encoderFile(path)
         let graph = try ExportedGraph(path: encoderPath)
         if graph.kind == .encoderWithoutCache { throw LoaderError.noCacheSupport(encoderPath) }

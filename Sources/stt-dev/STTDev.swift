@@ -19,6 +19,13 @@ struct CommandFailure: Error, CustomStringConvertible {
     init(_ error: any Error) { description = "\(error)" }
 }
 
+/// Throws unless `value` (the option `name`) lies in `range`.
+func requireOption(_ name: String, _ value: Int, in range: ClosedRange<Int>) throws {
+    guard range.contains(value) else {
+        throw CommandFailure("--\(name) \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+    }
+}
+
 /// The encoder file of a model folder, or the path itself when it is a file.
 func encoderFile(_ path: String) throws -> String {
     var isDirectory: ObjCBool = false
