@@ -117,7 +117,9 @@ static void check_attention(long queries, long key_count, long heads, long head_
     float *v = malloc(sizeof(float) * key_count * d), *p = malloc(sizeof(float) * pos_rows * d);
     float *u = malloc(sizeof(float) * d), *bv = malloc(sizeof(float) * d);
     float *context = malloc(sizeof(float) * queries * d);
-    float *scratch = malloc(sizeof(float) * ck_rel_attention_scratch_size(queries, key_count, heads, head_dim));
+    const long scratch_size = ck_rel_attention_scratch_size(queries, key_count, heads, head_dim);
+    float *scratch = malloc(sizeof(float) * scratch_size);
+    for (long i = 0; i < scratch_size; i++) scratch[i] = NAN;   // what the kernel reads before writing shows
     double *s = malloc(sizeof(double) * key_count);
     for (long i = 0; i < queries * d; i++) q[i] = 2 * uniform();
     for (long i = 0; i < key_count * d; i++) { k[i] = uniform(); v[i] = uniform(); }
@@ -151,9 +153,11 @@ static void check_attention(long queries, long key_count, long heads, long head_
 }
 
 static void check_attention_shapes(void) {
-    const long queries[] = {1, 2, 5, 14}, keys[] = {1, 7, 71, 84}, heads[] = {1, 3, 8}, dims[] = {1, 5, 8, 64, 67};
+    // Key counts that leave every remainder of the kernel's blocks of 32 keys (8, 16, 24), and several blocks.
+    const long queries[] = {1, 2, 5, 14}, keys[] = {1, 7, 13, 24, 48, 71, 84, 95}, heads[] = {1, 3, 8};
+    const long dims[] = {1, 5, 8, 64, 67};
     for (unsigned a = 0; a < 4; a++)
-        for (unsigned b = 0; b < 4; b++)
+        for (unsigned b = 0; b < 8; b++)
             for (unsigned c = 0; c < 3; c++)
                 for (unsigned e = 0; e < 5; e++) check_attention(queries[a], keys[b], heads[c], dims[e]);
 }
