@@ -5,7 +5,8 @@ import STTWeightLoader
 /// [time cache; frames] · LayerNorm (named `batch_norm`) · Swish · pointwise_conv2 (d → d).
 package struct ConformerConvolution: Sendable {
     package let pointwiseConv1: Linear
-    let depthwiseWeight: Tensor   // [d, 1, k]
+    /// depthwise_conv.weight [d, 1, k] stored tap-major [k, d] at load, so that a tap's channels are contiguous.
+    let depthwiseTaps: Tensor
     let depthwiseBias: Tensor
     package let batchNorm: LayerNorm
     package let pointwiseConv2: Linear
@@ -13,7 +14,11 @@ package struct ConformerConvolution: Sendable {
 
     init(_ r: WeightReader, _ name: String, dModel d: Int, kernel: Int, epsilon: Float) throws(LoaderError) {
         pointwiseConv1 = try Linear(r, name + ".pointwise_conv1", inputs: d, outputs: 2 * d)
-        depthwiseWeight = try r.tensor(name + ".depthwise_conv.weight", shape: [d, 1, kernel])
+        let depthwise = try r.tensor(name + ".depthwise_conv.weight", shape: [d, 1, kernel])
+        depthwiseTaps = Tensor(zeros: [kernel, d])
+        for c in 0..<d {
+            for k in 0..<kernel { depthwiseTaps.data[k * d + c] = depthwise.data[c * kernel + k] }
+        }
         depthwiseBias = try r.tensor(name + ".depthwise_conv.bias", shape: [d])
         batchNorm = try LayerNorm(r, name + ".batch_norm", width: d, epsilon: epsilon)
         pointwiseConv2 = try Linear(r, name + ".pointwise_conv2", inputs: d, outputs: d)
@@ -35,7 +40,7 @@ package struct ConformerConvolution: Sendable {
             let (range, cache) = stream(i)
             let first = range.lowerBound * d
             Convolution.causalDepthwiseTime(history: cache.frames, current: w.glu + first, frames: range.count,
-                                            channels: d, kernel: kernel, weights: depthwiseWeight.data,
+                                            channels: d, kernel: kernel, taps: depthwiseTaps.data,
                                             bias: depthwiseBias.data, into: conv + first)
             cache.append(w.glu + first, rows: range.count)
         }

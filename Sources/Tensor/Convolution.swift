@@ -36,11 +36,12 @@ package enum Convolution {
         }
     }
 
-    /// Causal depthwise conv over time, time-major: out[t, c] = bias[c] + Σ_k w[c, k] · x[t + k, c], where x is
-    /// `history` (kernel − 1 earlier frames) followed by the `frames` new ones, both [·, channels].
+    /// Causal depthwise conv over time, time-major: out[t, c] = bias[c] + Σ_k taps[k, c] · x[t + k, c], where x is
+    /// `history` (kernel − 1 earlier frames) followed by the `frames` new ones, both [·, channels], and taps are
+    /// tap-major [kernel, channels] (PyTorch's [channels, 1, kernel] transposed), so the channel loop is contiguous.
     package static func causalDepthwiseTime(history: UnsafePointer<Float>, current: UnsafePointer<Float>,
                                            frames: Int, channels: Int, kernel: Int,
-                                           weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                           taps: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                            into output: UnsafeMutablePointer<Float>) {
         let past = kernel - 1
         for t in 0..<frames {
@@ -49,7 +50,8 @@ package enum Convolution {
             for k in 0..<kernel {
                 let s = t + k  // index into [history; current]
                 let row = s < past ? history + s * channels : current + (s - past) * channels
-                for c in 0..<channels { out[c] += weights[c * kernel + k] * row[c] }
+                let tap = taps + k * channels
+                for c in 0..<channels { out[c] += tap[c] * row[c] }
             }
         }
     }

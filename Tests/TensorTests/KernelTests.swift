@@ -161,11 +161,14 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
     }
 
     @Test func causalTimeConvUsesHistoryThenCurrent() {
-        // 1 channel, kernel 3: out[t] = w0·x[t−2] + w1·x[t−1] + w2·x[t] + b, with x[−2], x[−1] from the history.
-        var out = [Float](repeating: 0, count: 3)
-        Convolution.causalDepthwiseTime(history: [100, 10], current: [1, 2, 3], frames: 3, channels: 1, kernel: 3,
-                                        weights: [1, 2, 4], bias: [0.5], into: &out)
-        let expected: [Float] = [124.5, 20.5, 17.5]   // 100+20+4, 10+2+8, 1+4+12, each + 0.5
+        // Kernel 3: out[t, c] = w0·x[t−2, c] + w1·x[t−1, c] + w2·x[t, c] + b[c], with x[−2], x[−1] from the history.
+        // Channel 0 has taps (1, 2, 4), channel 1 taps (3, 0, −1); taps are tap-major [kernel, channels].
+        var out = [Float](repeating: 0, count: 6)
+        Convolution.causalDepthwiseTime(history: [100, 5, 10, 6], current: [1, 7, 2, 8, 3, 9], frames: 3,
+                                        channels: 2, kernel: 3, taps: [1, 3, 2, 0, 4, -1], bias: [0.5, -0.5],
+                                        into: &out)
+        // Channel 0: 100+20+4, 10+2+8, 1+4+12; channel 1: 15−7, 18−8, 21−9; each + its bias.
+        let expected: [Float] = [124.5, 7.5, 20.5, 9.5, 17.5, 11.5]
         #expect(out == expected)
     }
 }
