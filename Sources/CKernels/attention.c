@@ -43,13 +43,18 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") float dot2_av
 }
 #endif
 
-// With several queries, scores are computed a block of keys at a time, vectorized across the keys: one head's key rows
-// and positional rows are first transposed (head_dim rows of keys, zero past the last), so that each score's two dot
-// products become broadcast multiply-adds into KEY_BLOCK sums held in registers, with no horizontal add per score. Two
-// sets of sums (content and position) make independent chains. Keys are padded to a multiple of KEY_TAIL. A single
-// query (a [70,0] step) uses each key row once, so there the transposes would cost more than they save, and each score
-// is two dot products read straight from the rows (dot2). Measured per 17 layers, 8 heads of 64: 14 queries × 84 keys
-// 4.0 → 2.7–3.0 ms, 2 × 72 0.55 → 0.48 ms, and 1 × 71 0.23 ms with dot2 against 0.41 ms transposed.
+// A block of few queries (below TRANSPOSED_QUERIES) is read in memory order: key rows outer, each key, positional and
+// value row read once and whole, each score two dot products straight from the rows (dot2), the context summed in
+// memory. With many queries (a [70,13] step has 14) scores are computed a block of keys at a time, vectorized across
+// the keys: one head's key rows and positional rows are first transposed (head_dim rows of keys, zero past the
+// last), so that each score's two dot products become broadcast multiply-adds into KEY_BLOCK sums held in registers,
+// with no horizontal add per score; two sets of sums (content and position) make independent chains. Keys are padded
+// to a multiple of KEY_TAIL, and each query's context in a head is summed in registers too. That reads the cache once
+// per head at a 2 KB stride, which costs more than it saves when the step's weights have just pushed the cache out of
+// L2 and there are few queries to share it. Measured per call of the full-size model (17 layers, 8 heads of 64),
+// attention scores, softmax and context: [70,13] 5.2–6.0 → 4.0–4.6 ms transposed; [70,1] (2 queries) 1.1–1.2 ms
+// in memory order against 1.9–2.1 transposed; [70,6] (7 queries) 3.1–3.3 either way.
+#define TRANSPOSED_QUERIES 8
 #define KEY_BLOCK 32
 #define KEY_TAIL 8
 #define CONTEXT_BLOCK 64
@@ -153,12 +158,18 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") void transpos
                 qv[i * d + c] = q[i * d + c] + bias_v[c];                                                        \
             }                                                                                                    \
         }                                                                                                        \
-        for (long h = 0; h < heads && queries == 1; h++) {   /* one query: each key row is used once */          \
-            const long o = h * head_dim;                                                                         \
-            for (long j = 0; j < key_count; j++)                                                                 \
-                s[h * kp + j] = dot2_##SUFFIX(qu + o, keys + j * d + o, qv + o, pos + j * d + o, head_dim) * scale; \
+        const int by_rows = queries < TRANSPOSED_QUERIES;                                                        \
+        for (long j = 0; j < key_count && by_rows; j++) {   /* key rows outer, each read once and whole */       \
+            for (long i = 0; i < queries; i++) {                                                                 \
+                const float *pj = pos + (queries - 1 - i + j) * d;                                               \
+                for (long h = 0; h < heads; h++) {                                                               \
+                    const long o = h * head_dim;                                                                 \
+                    s[(i * heads + h) * kp + j] =                                                                \
+                        dot2_##SUFFIX(qu + i * d + o, keys + j * d + o, qv + i * d + o, pj + o, head_dim) * scale; \
+                }                                                                                                \
+            }                                                                                                    \
         }                                                                                                        \
-        for (long h = 0; h < heads && queries > 1; h++) {                                                        \
+        for (long h = 0; h < heads && !by_rows; h++) {                                                        \
             const long o = h * head_dim;                                                                         \
             transpose_##SUFFIX(keys + o, d, key_count, head_dim, kt, kp);                                        \
             transpose_##SUFFIX(pos + o, d, queries - 1 + key_count, head_dim, pt, prows);                        \
@@ -181,6 +192,20 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") void transpos
             for (long j = 0; j < key_count; j++) sum += sh[j];                                                   \
             const float inv = 1.0f / sum;                                                                        \
             for (long j = 0; j < key_count; j++) sh[j] *= inv;                                                   \
+        }                                                                                                        \
+        if (by_rows) {   /* each value row read once, whole, into every query's and head's sums */              \
+            for (long c = 0; c < queries * d; c++) context[c] = 0.0f;                                            \
+            for (long j = 0; j < key_count; j++) {                                                               \
+                const float *vj = values + j * d;                                                                \
+                for (long i = 0; i < queries; i++) {                                                             \
+                    float *ci = context + i * d;                                                                 \
+                    for (long h = 0; h < heads; h++) {                                                           \
+                        const float a = s[(i * heads + h) * kp + j];                                             \
+                        for (long c = h * head_dim; c < (h + 1) * head_dim; c++) ci[c] += a * vj[c];             \
+                    }                                                                                            \
+                }                                                                                                \
+            }                                                                                                    \
+            return;                                                                                              \
         }                                                                                                        \
         for (long i = 0; i < queries; i++) {                                                                     \
             for (long h = 0; h < heads; h++) {                                                                   \
