@@ -74,8 +74,7 @@ package struct ConvSubsampling: Sendable {
         let capacity = c * h * w
         let a = scratch, b = scratch + capacity
         Convolution.causalStride2ChannelLast(mel, height: frames, width: melFeatures, inputChannels: 1, channels: c,
-                                             taps: first.data, bias: firstBias.data, into: a)
-        Kernels.relu(a, count: c * h * w)
+                                             taps: first.data, bias: firstBias.data, relu: true, into: a)
         for stage in stages {
             let oh = Convolution.causalStride2Length(h), ow = Convolution.causalStride2Length(w)
             Convolution.causalStride2ChannelLast(a, height: h, width: w, inputChannels: c, channels: c,

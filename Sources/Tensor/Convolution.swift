@@ -1,3 +1,5 @@
+import CSTTKernels
+
 /// Convolutions of the FastConformer: the causal stride-2 stem and the causal depthwise conv over time.
 /// Feature maps of the stem are channel-last [height (time), width (frequency), channels].
 package enum Convolution {
@@ -6,34 +8,14 @@ package enum Convolution {
     package static func causalStride2Length(_ n: Int) -> Int { n / 2 + 1 }
 
     /// 3×3 stride-2 conv over a channel-last [h, w, inputChannels] map to [h', w', C], causal on both axes (pad 2
-    /// before, 1 after). With one input channel it is the stem's full first conv (each tap weights that channel into
-    /// all C outputs); with C input channels it is depthwise. taps [9, C] (tap = 3·ky + kx), bias [C].
+    /// before, 1 after), then ReLU if `relu`. With one input channel it is the stem's full first conv (each tap weights
+    /// that channel into all C outputs); with C input channels it is depthwise. taps [9, C] (tap = 3·ky + kx), bias [C].
     package static func causalStride2ChannelLast(_ input: UnsafePointer<Float>, height: Int, width: Int,
                                                 inputChannels: Int, channels c: Int, taps: UnsafePointer<Float>,
-                                                bias: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>) {
+                                                bias: UnsafePointer<Float>, relu: Bool = false,
+                                                into output: UnsafeMutablePointer<Float>) {
         precondition(inputChannels == 1 || inputChannels == c, "a 3×3 stage is full from 1 channel or depthwise")
-        let oh = causalStride2Length(height), ow = causalStride2Length(width)
-        for y in 0..<oh {
-            for x in 0..<ow {
-                let out = output + (y * ow + x) * c
-                out.update(from: bias, count: c)
-                for ky in 0..<3 {
-                    let iy = 2 * y + ky - 2
-                    if iy < 0 || iy >= height { continue }
-                    for kx in 0..<3 {
-                        let ix = 2 * x + kx - 2
-                        if ix < 0 || ix >= width { continue }
-                        let src = input + (iy * width + ix) * inputChannels, tap = taps + (ky * 3 + kx) * c
-                        if inputChannels == 1 {
-                            let v = src[0]
-                            for ch in 0..<c { out[ch] += tap[ch] * v }
-                        } else {
-                            for ch in 0..<c { out[ch] += tap[ch] * src[ch] }
-                        }
-                    }
-                }
-            }
-        }
+        ck_conv3x3_stride2(input, height, width, inputChannels, c, taps, bias, relu ? 1 : 0, output)
     }
 
     /// Causal depthwise conv over time, time-major: out[t, c] = bias[c] + Σ_k taps[k, c] · x[t + k, c], where x is

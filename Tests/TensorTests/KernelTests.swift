@@ -160,6 +160,34 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
         #expect(out == [1, 0, 0, 0, 0, 0, 0, 10])
     }
 
+    /// Channel counts across the kernel's blocks of 32 (this CPU's variant; scripts/check-kernels runs the others),
+    /// from one channel and depthwise, with the ReLU: against the definition summed in Double.
+    @Test(arguments: [(1, 37), (37, 37), (1, 77), (77, 77)])
+    func stemConvMatchesItsDefinitionAcrossChannelBlocks(inputChannels: Int, channels c: Int) {
+        let h = 7, w = 6, oh = 4, ow = 4
+        let input = (0..<(h * w * inputChannels)).map { Float(($0 * 37) % 23) / 11 - 1 }
+        let taps = (0..<(9 * c)).map { Float(($0 * 53) % 29) / 14 - 1 }
+        let bias = (0..<c).map { Float($0 % 5) / 5 - 0.4 }
+        for relu in [false, true] {
+            var out = [Float](repeating: .nan, count: oh * ow * c)
+            Convolution.causalStride2ChannelLast(input, height: h, width: w, inputChannels: inputChannels, channels: c,
+                                                 taps: taps, bias: bias, relu: relu, into: &out)
+            var worst = 0.0
+            for y in 0..<oh { for x in 0..<ow { for ch in 0..<c {
+                var sum = Double(bias[ch])
+                for ky in 0..<3 { for kx in 0..<3 {
+                    let iy = 2 * y + ky - 2, ix = 2 * x + kx - 2
+                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                    sum += Double(taps[(ky * 3 + kx) * c + ch])
+                        * Double(input[(iy * w + ix) * inputChannels + (inputChannels == 1 ? 0 : ch)])
+                } }
+                if relu { sum = max(sum, 0) }
+                worst = max(worst, abs(Double(out[(y * ow + x) * c + ch]) - sum))
+            } } }
+            #expect(worst < 1e-5, "relu \(relu): worst \(worst)")
+        }
+    }
+
     @Test func causalTimeConvUsesHistoryThenCurrent() {
         // Kernel 3: out[t, c] = w0·x[t−2, c] + w1·x[t−1, c] + w2·x[t, c] + b[c], with x[−2], x[−1] from the history.
         // Channel 0 has taps (1, 2, 4), channel 1 taps (3, 0, −1); taps are tap-major [kernel, channels].

@@ -162,16 +162,61 @@ static void check_attention_shapes(void) {
                 for (unsigned e = 0; e < 5; e++) check_attention(queries[a], keys[b], heads[c], dims[e]);
 }
 
-// `check`: every product variant and the attention; `check attention`: the attention of the variant STT_KERNELS
-// selects (scripts/check-kernels runs it again capped to the portable code).
+// The stem's 3×3 stride-2 conv (ck_conv3x3_stride2) of the selected element-wise variant against a double-precision
+// sum of the taps inside the input, for channel counts below, at and across its blocks of 32, from one input channel
+// and depthwise, with and without the ReLU; a NaN sum must come out of the ReLU as 0, as from ck_relu.
+static void check_conv(long height, long width, long in_channels, long channels, int relu) {
+    const long oh = height / 2 + 1, ow = width / 2 + 1;
+    float *in = malloc(sizeof(float) * height * width * in_channels), *taps = malloc(sizeof(float) * 9 * channels);
+    float *bias = malloc(sizeof(float) * channels), *out = malloc(sizeof(float) * oh * ow * channels);
+    for (long i = 0; i < height * width * in_channels; i++) in[i] = uniform();
+    for (long i = 0; i < 9 * channels; i++) taps[i] = uniform();
+    for (long i = 0; i < channels; i++) bias[i] = uniform();
+    if (relu && channels > 3) taps[3] = NAN;   // channel 3 of tap 0: NaN wherever that tap is inside
+    for (long i = 0; i < oh * ow * channels; i++) out[i] = NAN;
+    ck_conv3x3_stride2(in, height, width, in_channels, channels, taps, bias, relu, out);
+    for (long y = 0; y < oh; y++)
+        for (long x = 0; x < ow; x++)
+            for (long c = 0; c < channels; c++) {
+                double expected = bias[c];
+                for (long ky = 0; ky < 3; ky++)
+                    for (long kx = 0; kx < 3; kx++) {
+                        long iy = 2 * y + ky - 2, ix = 2 * x + kx - 2;
+                        if (iy < 0 || iy >= height || ix < 0 || ix >= width) continue;
+                        expected += (double)taps[(ky * 3 + kx) * channels + c]
+                                    * in[(iy * width + ix) * in_channels + (in_channels == 1 ? 0 : c)];
+                    }
+                if (relu) expected = expected > 0 ? expected : 0;   // NaN > 0 is false: 0
+                double got = out[(y * ow + x) * channels + c];
+                CHECK(fabs(got - expected) <= 1e-5, "conv3x3 (%s) %ld×%ld×%ld → %ld relu %d: out[%ld, %ld, %ld] = "
+                      "%.8g, expected %.8g", ck_variant(), height, width, in_channels, channels, relu, y, x, c, got,
+                      expected);
+            }
+    free(in); free(taps); free(bias); free(out);
+}
+
+static void check_conv_shapes(void) {
+    const long sizes[] = {1, 2, 5, 8}, channels[] = {1, 7, 31, 32, 37, 64, 77};
+    for (unsigned h = 0; h < 4; h++)
+        for (unsigned w = 0; w < 4; w++)
+            for (unsigned c = 0; c < 7; c++)
+                for (int relu = 0; relu <= 1; relu++) {
+                    check_conv(sizes[h], sizes[w] + 1, 1, channels[c], relu);
+                    check_conv(sizes[h], sizes[w] + 1, channels[c], channels[c], relu);
+                }
+}
+
+// `check`: every product variant, the attention and the stem's conv; `check elementwise`: the attention and the conv
+// of the variant STT_KERNELS selects (scripts/check-kernels runs it again capped to the portable code).
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "attention") == 0) {
+    if (argc > 1 && strcmp(argv[1], "elementwise") == 0) {
         check_attention_shapes();
+        check_conv_shapes();
         if (failures) {
             fprintf(stderr, "check-kernels: %d failures\n", failures);
             return 1;
         }
-        printf("check-kernels: the %s attention agrees\n", ck_variant());
+        printf("check-kernels: the %s attention and stem conv agree\n", ck_variant());
         return 0;
     }
     CHECK(ck_cpu_level() == CK_LEVEL_AVX512, "the emulated CPU reports level %d, not AVX-512", ck_cpu_level());
@@ -192,13 +237,14 @@ int main(int argc, char **argv) {
                 for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
                     check_int8(c % 2 ? pool : NULL, variant, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
     check_attention_shapes();
+    check_conv_shapes();
     CHECK(ck_int8_peak_gflops(1000) > 0, "the int8 peak loop of variant %s measured nothing", ck_gemm_int8_variant());
     ck_pool_destroy(pool);
     if (failures) {
         fprintf(stderr, "check-kernels: %d failures\n", failures);
         return 1;
     }
-    printf("check-kernels: every float32, bfloat16 and int8 variant and the %s attention agree (emulated: %s, bf16 %s, "
+    printf("check-kernels: every float32, bfloat16 and int8 variant and the %s attention and stem conv agree (emulated: %s, bf16 %s, "
            "int8 %s)\n", ck_variant(), ck_gemm_variant(), ck_gemm_bf16_variant(), ck_gemm_int8_variant());
     return 0;
 }

@@ -19,6 +19,11 @@ void ck_axpy(float *y, const float *x, long n, float alpha);
 void ck_add_bias_rows(float *x, const float *bias, long rows, long width);
 // x[i] = max(x[i], 0)
 void ck_relu(float *x, long n);
+// The stem's causal 3×3 stride-2 conv, channel-last: in [height, width, in_channels] → out [height/2 + 1, width/2 + 1,
+// channels], output (y, x, c) = bias[c] + Σ taps[3·ky + kx, c] · in[2y + ky − 2, 2x + kx − 2, in_channels == 1 ? 0 : c]
+// over the taps inside the input; in_channels is 1 (the first conv) or channels (depthwise). With relu, max(·, 0).
+void ck_conv3x3_stride2(const float *in, long height, long width, long in_channels, long channels, const float *taps,
+                        const float *bias, int relu, float *out);
 // Relative-position multi-head attention (Transformer-XL, NeMo's RelPositionMultiHeadAttention) of `queries` query
 // rows that all see the same `key_count` keys: for every head h (columns h·head_dim ..< (h + 1)·head_dim of each row,
 // rows d = heads·head_dim floats apart),
