@@ -15,7 +15,8 @@ struct ComparePrecision: ParsableCommand {
             FP32 is loaded with its fp32 files and CANDIDATE at --precision: int8 (its int8 files where it has them, \
             else its fp32 files, in int8 products), bf16, or fp32 (a folder of int8 files only, dequantized, as \
             ONNX Runtime's int8 files would be read exactly). One folder may be given twice. The encoder deviation is the largest |candidate − fp32| over N export-convention calls at the \
-            export's look-ahead, divided by the largest |fp32| output; the calls are fed the log-mel frames of the \
+            export's look-ahead, divided by the largest |fp32| output, and the root-mean-square deviation over the \
+            root-mean-square output; the calls are fed the log-mel frames of the \
             recordings (repeated as needed), or synthetic speech-like frames without recordings. Agreement is \
             1 − edit distance / length of the fp32 result, over token ids and over the characters of the text, for \
             every recording at every trained look-ahead.
@@ -65,13 +66,16 @@ struct ComparePrecision: ParsableCommand {
         let r = reference.exportLookahead
         let features = reference.encoder.description.melFeatures
         let mel = audio.isEmpty ? nil : MelFrontend.frames(of: audio.flatMap(\.samples), melBins: features)
-        let (worst, scale) = try encoderDeviation(reference.encoder, quantized.encoder, lookahead: r, mel: mel)
+        let deviation = try encoderDeviation(reference.encoder, quantized.encoder, lookahead: r, mel: mel)
         let source = audio.isEmpty ? "synthetic log-mel frames"
             : "the log-mel frames of \(audio.map(\.name).joined(separator: ", "))"
         print("fp32      \(fp32) (\(reference.filePrecision) files)")
         print("\(precision)      \(candidate) (\(quantized.filePrecision) files)")
         print("encoder   \(calls) calls at [\(reference.encoder.leftContext),\(r)], \(source): max |\(precision) - fp32| "
-              + "\(format(worst)), max |fp32| \(format(scale)), scaled \(format(worst / max(scale, .leastNormalMagnitude)))")
+              + "\(format(deviation.worst)), max |fp32| \(format(deviation.scale)), scaled "
+              + format(deviation.worst / max(deviation.scale, .leastNormalMagnitude)))
+        print("encoder   over every output of those calls: rms |\(precision) - fp32| / rms |fp32| "
+              + format(Float((deviation.squaredError / max(deviation.squaredSize, .leastNormalMagnitude)).squareRoot())))
         guard !audio.isEmpty else { return }
 
         var lowestTokens = 1.0, lowestCharacters = 1.0
@@ -101,10 +105,12 @@ struct ComparePrecision: ParsableCommand {
     private func format(_ value: Float) -> String { String(format: "%.4g", Double(value)) }
     private func percent(_ value: Double) -> String { String(format: "%6.2f %%", value * 100) }
 
-    /// The largest |b − a| and |a| over `calls` export-convention calls of both encoders on the same windows: the
-    /// frames of `mel` ([frames, features], time-major; repeated as needed), or synthetic ones.
+    /// The largest |b − a| and |a|, and the sums of (b − a)² and a², over `calls` export-convention calls of both
+    /// encoders on the same windows: the frames of `mel` ([frames, features], time-major; repeated as needed), or
+    /// synthetic ones.
     private func encoderDeviation(_ a: ConformerEncoder, _ b: ConformerEncoder, lookahead: Int,
-                                  mel: [Float]?) throws -> (worst: Float, scale: Float) {
+                                  mel: [Float]?) throws -> (worst: Float, scale: Float, squaredError: Double,
+                                                            squaredSize: Double) {
         let features = a.description.melFeatures
         guard a.dModel == b.dModel, features == b.description.melFeatures,
               a.description.subsamplingFactor == b.description.subsamplingFactor else {
@@ -120,7 +126,7 @@ struct ComparePrecision: ParsableCommand {
         var buffer = MelWindowBuffer(schedule: schedule, features: features)
         let window = Tensor(zeros: [schedule.maxWindow, features])
         let outputs = [Tensor(zeros: [schedule.framesPerStep, a.dModel]), Tensor(zeros: [schedule.framesPerStep, a.dModel])]
-        var worst: Float = 0, scale: Float = 0, fed = 0
+        var worst: Float = 0, scale: Float = 0, fed = 0, squaredError = 0.0, squaredSize = 0.0
         for call in 0..<calls {
             var next = buffer.next(into: window.data)
             while next == nil, fed < needed {
@@ -139,10 +145,13 @@ struct ComparePrecision: ParsableCommand {
                 throw CommandFailure("call \(call): the encoders emit \(counts[0]) and \(counts[1]) frames")
             }
             for j in 0..<(counts[0] * a.dModel) {
-                worst = max(worst, abs(outputs[1].data[j] - outputs[0].data[j]))
-                scale = max(scale, abs(outputs[0].data[j]))
+                let a = outputs[0].data[j], difference = outputs[1].data[j] - a
+                worst = max(worst, abs(difference))
+                scale = max(scale, abs(a))
+                squaredError += Double(difference) * Double(difference)
+                squaredSize += Double(a) * Double(a)
             }
         }
-        return (worst, scale)
+        return (worst, scale, squaredError, squaredSize)
     }
 }

@@ -34,6 +34,10 @@ import Testing
         #expect(line.contains("max |bf16 - fp32|"), "\(line)")
         let scaled = try #require(line.split(separator: " ").last.flatMap { Double($0) }, "\(line)")
         #expect(scaled > 0 && scaled < 0.05, "\(line)")
+        // And the root-mean-square deviation over the root-mean-square output.
+        let rmsLine = try #require(r.stdout.split(separator: "\n").first { $0.contains("rms |bf16 - fp32|") }, "\(r.stdout)")
+        let rms = try #require(rmsLine.split(separator: " ").last.flatMap { Double($0) }, "\(rmsLine)")
+        #expect(rms > 0 && rms < 0.05, "\(rmsLine)")
         #expect(r.stdout.contains("lowest    tokens"), "\(r.stdout)")
     }
 
