@@ -242,5 +242,7 @@ void ck_rel_attention(const float *q, long queries, const float *keys, const flo
 
 long ck_rel_attention_scratch_size(long queries, long key_count, long heads, long head_dim) {
     const long kp = padded_keys(key_count);
-    return queries * (2 * heads * head_dim + heads * kp) + head_dim * kp + head_dim * (queries - 1 + kp);
+    // One head's keys and positions transposed (kt, pt) only for blocks of queries that take that path.
+    const long transposed = queries >= TRANSPOSED_QUERIES ? head_dim * kp + head_dim * (queries - 1 + kp) : 0;
+    return queries * (2 * heads * head_dim + heads * kp) + transposed;
 }

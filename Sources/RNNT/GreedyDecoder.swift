@@ -161,8 +161,12 @@ package final class GreedyBatch {
             projectedFrames = Tensor(zeros: [rows * hidden])
             gathered = Tensor(zeros: [rows * width])
         }
-        for i in active { (gathered.data + first[i] * width).update(from: frames(i), count: count(i) * width) }
-        joint.projectEncoder(gathered.data, rows: rows, stride: width, into: projectedFrames.data)
+        if streams == 1 {   // one stream's frames are already together
+            if rows > 0 { joint.projectEncoder(frames(0), rows: rows, stride: width, into: projectedFrames.data) }
+        } else {
+            for i in active { (gathered.data + first[i] * width).update(from: frames(i), count: count(i) * width) }
+            joint.projectEncoder(gathered.data, rows: rows, stride: width, into: projectedFrames.data)
+        }
         while !active.isEmpty {
             // The prediction network of every stream whose last joint emitted: layer by layer, one product per weight.
             predicting.removeAll(keepingCapacity: true)
