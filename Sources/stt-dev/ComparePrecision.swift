@@ -145,11 +145,11 @@ struct ComparePrecision: ParsableCommand {
                 throw CommandFailure("call \(call): the encoders emit \(counts[0]) and \(counts[1]) frames")
             }
             for j in 0..<(counts[0] * a.dModel) {
-                let a = outputs[0].data[j], difference = outputs[1].data[j] - a
+                let value = outputs[0].data[j], difference = outputs[1].data[j] - value
                 worst = max(worst, abs(difference))
-                scale = max(scale, abs(a))
+                scale = max(scale, abs(value))
                 squaredError += Double(difference) * Double(difference)
-                squaredSize += Double(a) * Double(a)
+                squaredSize += Double(value) * Double(value)
             }
         }
         return (worst, scale, squaredError, squaredSize)
