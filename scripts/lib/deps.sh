@@ -40,8 +40,10 @@ apt_install() {
     echo "installing ${packages[*]} (apt-get)" >&2
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >&2
+    # Another apt-get (an unattended upgrade, a second script) may hold dpkg's locks: wait for it rather than fail.
+    local wait=(-o DPkg::Lock::Timeout=600)
+    $sudo apt-get "${wait[@]}" update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get "${wait[@]}" install -y -qq "${packages[@]}" >&2
 }
 
 # Commands beyond the build (scripts/install-c, scripts/check-c): installs the Debian package of each missing one,
