@@ -2,6 +2,10 @@
 #include "simd.h"
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__) && defined(__x86_64__) && !defined(CK_EMULATE_X86)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static int selected_level = -1;
 
@@ -35,4 +39,27 @@ int ck_cpu_level(void) {
     if (cap < level) level = cap;
     __atomic_store_n(&selected_level, level, __ATOMIC_RELEASE);
     return level;
+}
+
+// AMX: the CPU has its tiles and 8-bit products (and AVX512BW, which its callers use beside them), and Linux lets this
+// process use the tiles' 8 KB of state, which it grants only when asked (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XTILEDATA, once for the whole process). Any refusal leaves AMX out.
+int ck_amx_available(void) {
+    static int known = -1;
+    int available = __atomic_load_n(&known, __ATOMIC_ACQUIRE);
+    if (available >= 0) return available;
+    available = 0;
+#if CK_X86
+    if (ck_cpu_level() >= CK_LEVEL_AVX512 && ck_cpu_supports("avx512bw") && ck_cpu_supports("amx-tile") &&
+        ck_cpu_supports("amx-int8") && ck_cpu_supports("amx-bf16")) {
+#if defined(CK_EMULATE_X86)
+        available = 1;
+#elif defined(__linux__)
+        const long request_permission = 0x1023, xtiledata = 18;   // ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA
+        available = syscall(SYS_arch_prctl, request_permission, xtiledata) == 0;
+#endif
+    }
+#endif
+    __atomic_store_n(&known, available, __ATOMIC_RELEASE);
+    return available;
 }

@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include "simd.h"
+#include "amx.h"
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -261,7 +262,12 @@ static void avx2_panels(const gemm_job *job, long p0, long p1) {
 // row needs no more). It is two for every tile height (2 × 14 of the 32 registers): each row's sum then has the same
 // order whatever the rows beside it, so a batch of streams gives each stream the bits it gets alone.
 #define SPLITS 2
-#define AVX512_PREFETCH_BYTES 1536
+// How far ahead in a panel each step prefetches: 128 lines. A 14-row tile spends about 7 cycles of FMAs on each line
+// of float32 weights, so a prefetch 24 lines (1,536 bytes) ahead was issued about 60 ns before its use, less than a
+// read from memory takes. 14 rows of 40 matrices of 512 × 2048 from memory (Xeon, Sapphire Rapids generation), three
+// alternating runs each: 16.5–17.7 ms at 1,536 bytes, 14.0–15.7 at 4,096, 14.2–15.3 at 8,192, 14.5–14.8 at 16,384;
+// 1 row unchanged (10.9 ms at 1,536 and 8,192).
+#define AVX512_PREFETCH_BYTES 8192
 
 // Step `at` (a k, or a pair of k for bfloat16) of a panel into accumulator set c: float32 weights, or a bfloat16 pair
 // widened (the even k's are each lane's low half shifted up, the odd k's the high half masked).
@@ -389,9 +395,159 @@ static AVX512BF16 void avx512_dot_tile(const gemm_job *job, const float *xt, con
 static void avx512_dot_panels(const gemm_job *job, long p0, long p1) {
     each_tile(job, p0, p1, AVX512_TILE_ROWS, avx512_dot_tile);
 }
+
+// AMX bfloat16: tdpbf16ps multiplies a tile of rows (up to 16 rows × 32 k, in bfloat16 pairs) by a tile of weights
+// (16 pairs of k × 16 columns: 1 KB of a panel as it is packed, read in place) and adds each pair's products to the
+// float32 sums of 16 rows × 16 columns. Rounding the rows to bfloat16 would add their error to the weights'
+// (AVX512_BF16 above), so each row is split in two: h, its float32 value cut to bfloat16, and l = bfloat16(x − h),
+// whose sum holds 16 of x's 24 significant bits (|x − h − l| ≤ 2⁻¹⁶ |x|); two products, of h and of l, into separate
+// sums added at the end. The sums are float32 throughout, in their own order, so results differ from the widening
+// variants' by float32 rounding; every row's sums depend on that row alone, so a batch of streams gives each stream
+// the bits it gets alone. Tiles as for int8 (gemm_int8.c): with at most 16 rows two panels at a time (0–3 the sums
+// of h and l for each, 4 and 5 the rows' h and l, 6 and 7 the weights), with more up to three row tiles a panel.
+#define AMXBF16 CK_TARGET("amx-tile,amx-bf16,avx512f")
+
+// k in bfloat16 values, rounded up to whole 64-byte tile rows.
+static long amx_bf16_k(long k) { return (even(k) + 31) / 32 * 32; }
+
+// Rows as AMX operands (see above): h and l of every value, zeros past k and past the rows. A NaN is h alone (a quiet
+// NaN), and so is ±∞ (its l would be NaN). Sixteen values at a time; the same in scalar code for the rest.
+static inline uint16_t amx_bf16_high(uint32_t u) {
+    return (u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0 : (uint16_t)(u >> 16);
+}
+static inline uint16_t amx_bf16_low(uint32_t u, float v) {
+    return (u & 0x7f800000u) == 0x7f800000u ? 0 : to_bf16(v - from_bf16((uint16_t)(u >> 16)));
+}
+
+static AMXBF16 void amx_bf16_split_rows(const float *x, long m, long k, long ldx, uint16_t *high, uint16_t *low) {
+    const long kp = amx_bf16_k(k), padded = ck_amx_padded_rows(m);
+    const __m512i top = _mm512_set1_epi32((int)0xFFFF0000u), exponent = _mm512_set1_epi32(0x7f800000);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff), quiet_nan = _mm512_set1_epi32(0x7fc00000);
+    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    for (long r = 0; r < m; r++) {
+        const float *row = x + r * ldx;
+        uint16_t *h = high + r * kp, *l = low + r * kp;
+        long p = 0;
+        for (; p + 16 <= k; p += 16) {
+            const __m512i u = _mm512_loadu_si512((const void *)(row + p));
+            const __m512 cut = _mm512_castsi512_ps(_mm512_and_si512(u, top));
+            const __m512i rest = _mm512_castps_si512(_mm512_sub_ps(_mm512_castsi512_ps(u), cut));
+            const __m512i rounded = _mm512_add_epi32(
+                rest, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(rest, 16), one)));
+            const __mmask16 special = _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exponent), exponent);
+            const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, magnitude), exponent);
+            const __m512i hv = _mm512_mask_blend_epi32(nan, u, quiet_nan);
+            const __m512i lv = _mm512_mask_blend_epi32(special, rounded, _mm512_setzero_si512());
+            _mm256_storeu_si256((__m256i *)(void *)(h + p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(hv, 16)));
+            _mm256_storeu_si256((__m256i *)(void *)(l + p), _mm512_cvtepi32_epi16(_mm512_srli_epi32(lv, 16)));
+        }
+        for (; p < k; p++) {
+            uint32_t u;
+            memcpy(&u, row + p, sizeof u);
+            h[p] = amx_bf16_high(u);
+            l[p] = amx_bf16_low(u, row[p]);
+        }
+        memset(h + k, 0, (size_t)(kp - k) * sizeof *h);
+        memset(l + k, 0, (size_t)(kp - k) * sizeof *l);
+    }
+    memset(high + m * kp, 0, (size_t)((padded - m) * kp) * sizeof *high);
+    memset(low + m * kp, 0, (size_t)((padded - m) * kp) * sizeof *low);
+}
+
+// Block b (pairs 16b to 16b + 15) of panel j as a weight tile: in place, or copied with zeros past the last pair.
+static inline __attribute__((always_inline)) const uint16_t *amx_bf16_weights(const gemm_job *job, long j, long b,
+                                                                           uint16_t *tail) {
+    const long pairs = even(job->k) / 2;
+    const uint16_t *wp = (const uint16_t *)job->weights + j * even(job->k) * PANEL + b * 16 * 2 * PANEL;
+    if (b * 16 + 16 <= pairs) return wp;
+    memset(tail, 0, 16 * 2 * PANEL * sizeof *tail);
+    memcpy(tail, wp, (size_t)(pairs - b * 16) * 2 * PANEL * sizeof *tail);
+    return tail;
+}
+
+// Rows [r0, r0 + rows) of panel j: the sums of h and of l added, stored or accumulated.
+static inline __attribute__((always_inline)) AMXBF16 void amx_bf16_store(const gemm_job *job, const float *sh,
+                                                                        const float *sl, long r0, long rows, long j) {
+    const long cols = job->n - j * PANEL < PANEL ? job->n - j * PANEL : PANEL;
+    const __mmask16 mask = (__mmask16)((1u << cols) - 1);
+    for (long r = 0; r < rows; r++) {
+        __m512 v = _mm512_add_ps(_mm512_loadu_ps(sh + r * PANEL), _mm512_loadu_ps(sl + r * PANEL));
+        float *out = job->y + (r0 + r) * job->ldy + j * PANEL;
+        if (job->accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+        _mm512_mask_storeu_ps(out, mask, v);
+    }
+}
+
+static AMXBF16 void amx_bf16_few_rows(const gemm_job *job, const uint16_t *high, const uint16_t *low, long p0,
+                                      long p1) {
+    _Alignas(64) uint16_t tails[2][16 * 2 * PANEL];
+    _Alignas(64) float sums[4][16 * PANEL];
+    const long kp = amx_bf16_k(job->k);
+    for (long j = p0; j < p1; j += 2) {
+        const int two = j + 1 < p1;
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        for (long b = 0; b < kp / 32; b++) {
+            _tile_loadd(4, high + b * 32, kp * 2);
+            _tile_loadd(5, low + b * 32, kp * 2);
+            _tile_loadd(6, amx_bf16_weights(job, j, b, tails[0]), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 5, 6);
+            if (two) {
+                _tile_loadd(7, amx_bf16_weights(job, j + 1, b, tails[1]), 64);
+                _tile_dpbf16ps(2, 4, 7);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+        }
+        _tile_stored(0, sums[0], 64); _tile_stored(1, sums[1], 64);
+        amx_bf16_store(job, sums[0], sums[1], 0, job->m, j);
+        if (two) {
+            _tile_stored(2, sums[2], 64); _tile_stored(3, sums[3], 64);
+            amx_bf16_store(job, sums[2], sums[3], 0, job->m, j + 1);
+        }
+    }
+}
+
+#define AMX_BF16_ROW_TILE(T, CH, CL)                                                                            \
+    if (tiles > T) {                                                                                            \
+        const long at = (g + T) * 16 * kp + b * 32;                                                             \
+        _tile_loadd(6, high + at, kp * 2); _tile_dpbf16ps(CH, 6, 7);                                            \
+        _tile_loadd(6, low + at, kp * 2); _tile_dpbf16ps(CL, 6, 7);                                             \
+    }
+#define AMX_BF16_ROW_STORE(T, CH, CL)                                                                           \
+    if (tiles > T) {                                                                                            \
+        _tile_stored(CH, sums[0], 64); _tile_stored(CL, sums[1], 64);                                           \
+        const long r0 = (g + T) * 16;                                                                           \
+        amx_bf16_store(job, sums[0], sums[1], r0, job->m - r0 < 16 ? job->m - r0 : 16, j);                      \
+    }
+
+static AMXBF16 void amx_bf16_many_rows(const gemm_job *job, const uint16_t *high, const uint16_t *low, long p0,
+                                       long p1) {
+    _Alignas(64) uint16_t tail[16 * 2 * PANEL];
+    _Alignas(64) float sums[2][16 * PANEL];
+    const long kp = amx_bf16_k(job->k), row_tiles = ck_amx_padded_rows(job->m) / 16;
+    for (long j = p0; j < p1; j++) {
+        for (long g = 0; g < row_tiles; g += 3) {
+            const long tiles = row_tiles - g < 3 ? row_tiles - g : 3;
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);
+            for (long b = 0; b < kp / 32; b++) {
+                _tile_loadd(7, amx_bf16_weights(job, j, b, tail), 64);
+                AMX_BF16_ROW_TILE(0, 0, 1) AMX_BF16_ROW_TILE(1, 2, 3) AMX_BF16_ROW_TILE(2, 4, 5)
+            }
+            AMX_BF16_ROW_STORE(0, 0, 1) AMX_BF16_ROW_STORE(1, 2, 3) AMX_BF16_ROW_STORE(2, 4, 5)
+        }
+    }
+}
+
+// Panels [p0, p1): the split rows are job->rows, h then l (amx_bf16_split_rows).
+static void amx_bf16_panels(const gemm_job *job, long p0, long p1) {
+    const uint16_t *high = (const uint16_t *)(const void *)job->rows;
+    const uint16_t *low = high + ck_amx_padded_rows(job->m) * amx_bf16_k(job->k);
+    if (job->m <= 16) amx_bf16_few_rows(job, high, low, p0, p1);
+    else amx_bf16_many_rows(job, high, low, p0, p1);
+}
 #endif
 
-enum { ROWS_IN_PLACE, ROWS_PACKED, ROWS_BF16_PAIRS };
+enum { ROWS_IN_PLACE, ROWS_PACKED, ROWS_BF16_PAIRS, ROWS_AMX_BF16 };
 
 typedef struct {
     const char *name;
@@ -402,13 +558,14 @@ typedef struct {
     panel_range panels;
 } gemm_variant;
 
-// Indexed by CK_LEVEL_*, then CK_GEMM_AVX512_BF16.
+// Indexed by CK_LEVEL_*, then CK_GEMM_AVX512_BF16 and CK_GEMM_AMX_BF16.
 static const gemm_variant variants[] = {
     {"portable", PORTABLE_TILE_ROWS, ROWS_IN_PLACE, portable_panels},
 #if CK_X86
     {"avx2+fma", AVX2_TILE_ROWS, ROWS_IN_PLACE, avx2_panels},
     {"avx512", AVX512_TILE_ROWS, ROWS_PACKED, avx512_panels},
     {"avx512_bf16 (vdpbf16ps)", AVX512_TILE_ROWS, ROWS_BF16_PAIRS, avx512_dot_panels},
+    {"amx_bf16 (tdpbf16ps, rows split in two)", 16, ROWS_AMX_BF16, amx_bf16_panels},
 #endif
 };
 
@@ -439,9 +596,14 @@ static int bf16_dot_available(void) {
     return chosen;
 }
 
+// AMX bfloat16 products wherever they can run: their rows keep 16 bits (see above).
+static int amx_bf16_available(void) { return ck_cpu_extensions_allowed() && ck_amx_available(); }
+
 static const gemm_variant *selected(int bf16) {
+    if (bf16 && amx_bf16_available()) return &variants[CK_GEMM_AMX_BF16];
     return &variants[bf16 && bf16_dot_available() ? CK_GEMM_AVX512_BF16 : ck_cpu_level()];
 }
+
 
 static void run_chunks(void *context, long part, long parts) {
     (void)part; (void)parts;
@@ -453,6 +615,15 @@ static void run_chunks(void *context, long part, long parts) {
         job->compute(job, p0, p1);
     }
 }
+
+#if CK_X86
+// A thread's share of an AMX product: the tile configuration is per thread.
+static AMX_TILE void amx_run_chunks(void *context, long part, long parts) {
+    ck_amx_configure(((gemm_job *)context)->m);
+    run_chunks(context, part, parts);
+    _tile_release();
+}
+#endif
 
 static void gemm_with(const gemm_variant *v, ck_pool *pool, const float *x, long m, long k, long ldx,
                       const void *packed, int bf16, long n, float *y, long ldy, int accumulate, float *scratch) {
@@ -488,6 +659,21 @@ static void gemm_with(const gemm_variant *v, ck_pool *pool, const float *x, long
         job.row_stride = 1;
         job.k_stride = tile;
     }
+    ck_task run = run_chunks;
+#if CK_X86
+    if (v->rows == ROWS_AMX_BF16) {
+        const long values = ck_amx_padded_rows(m) * amx_bf16_k(k);   // h, then l: a float's room holds both
+        if (!scratch) {
+            owned = malloc((size_t)values * sizeof(float));
+            if (!owned) return;
+            scratch = owned;
+        }
+        uint16_t *high = (uint16_t *)(void *)scratch;
+        amx_bf16_split_rows(x, m, k, ldx, high, high + values);
+        job.rows = scratch;
+        run = amx_run_chunks;
+    }
+#endif
     // A single row is already k-contiguous; without scratch the rows are read in place rather than allocated for.
     if (v->rows == ROWS_PACKED && m > 1 && scratch) {
         const long tile = v->tile_rows;
@@ -504,9 +690,9 @@ static void gemm_with(const gemm_variant *v, ck_pool *pool, const float *x, long
     }
     // Split only products worth a hand-off (about 64 K multiply-adds or more, several panels per thread).
     if (m * k * n >= 65536 && job.panels >= 2 * CHUNK_PANELS) {
-        ck_pool_run(pool, run_chunks, &job);
+        ck_pool_run(pool, run, &job);
     } else {
-        run_chunks(&job, 0, 1);
+        run(&job, 0, 1);
     }
     free(owned);
 }
@@ -519,6 +705,12 @@ long ck_gemm_scratch_size(long m, long k) {
         long pairs = (m + AVX512_TILE_ROWS - 1) / AVX512_TILE_ROWS * AVX512_TILE_ROWS * (even(k) / 2);
         rows = pairs > rows ? pairs : rows;
     }
+#if CK_X86
+    if (amx_bf16_available() && m > 0) {
+        long halves = ck_amx_padded_rows(m) * amx_bf16_k(k);
+        rows = halves > rows ? halves : rows;
+    }
+#endif
     long int8 = ck_gemm_int8_scratch_size(m, k);
     return rows > int8 ? rows : int8;
 }
@@ -535,10 +727,18 @@ void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx
 
 int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const void *packed,
                            int bf16, long n, float *y, long ldy, int accumulate, float *scratch) {
-    if (variant == CK_GEMM_AVX512_BF16 ? !bf16 || !ck_gemm_bf16_dot_supported() : variant < 0 || variant > ck_cpu_level())
+    if (variant == CK_GEMM_AMX_BF16 ? !bf16 || !amx_bf16_available()
+        : variant == CK_GEMM_AVX512_BF16 ? !bf16 || !ck_gemm_bf16_dot_supported()
+                                         : variant < 0 || variant > ck_cpu_level())
         return 0;
     gemm_with(&variants[variant], pool, x, m, k, ldx, packed, bf16 != 0, n, y, ldy, accumulate, scratch);
     return 1;
+}
+
+const char *ck_peak_instruction(int precision) {
+    if (precision == CK_PEAK_INT8) return ck_int8_peak_instruction();
+    if (precision == CK_PEAK_BF16 && selected(1)->rows == ROWS_AMX_BF16) return "tdpbf16ps, h and l";
+    return ck_cpu_level() == CK_LEVEL_PORTABLE ? "scalar multiply-add" : "FMA";
 }
 
 const char *ck_gemm_variant(void) { return selected(0)->name; }
@@ -584,7 +784,33 @@ static AVX512 double avx512_peak(long iterations, volatile float seed) {
 
 double ck_int8_peak_gflops(long iterations);   // gemm_int8.c: the same for its selected variant
 
-double ck_peak_gflops(int int8) {
+#if CK_X86
+// AMX bfloat16: a pair of tdpbf16ps, as the products use them (h and l of the rows), counts as one product of 16 rows
+// × 16 columns × 32 k; three such pairs on independent sums.
+static AMXBF16 double amx_bf16_peak(long iterations) {
+    _Alignas(64) uint16_t operand[16 * 32];
+    _Alignas(64) float out[16 * 16];
+    for (int i = 0; i < 16 * 32; i++) operand[i] = 0x3f80;   // 1.0
+    ck_amx_configure(16);
+    double start = ck_seconds();
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);
+    _tile_loadd(6, operand, 64);
+    _tile_loadd(7, operand, 64);
+    for (long r = 0; r < iterations / 16 + 1; r++) {
+        _tile_dpbf16ps(0, 6, 7); _tile_dpbf16ps(1, 6, 7);
+        _tile_dpbf16ps(2, 6, 7); _tile_dpbf16ps(3, 6, 7);
+        _tile_dpbf16ps(4, 6, 7); _tile_dpbf16ps(5, 6, 7);
+    }
+    _tile_stored(0, out, 64);
+    double seconds = ck_seconds() - start;
+    _tile_release();
+    if (out[0] == 12345.0f) return -1;
+    return (iterations / 16 + 1) * 3.0 * 16 * 16 * 32 * 2 / seconds / 1e9;
+}
+#endif
+
+double ck_peak_gflops(int precision) {
+    const int int8 = precision == CK_PEAK_INT8;
     const long iterations = 20 * 1000 * 1000;
     volatile float seed = 0.999f;
     double best = 0;
@@ -592,9 +818,10 @@ double ck_peak_gflops(int int8) {
         double g = 0;
         if (int8) g = ck_int8_peak_gflops(iterations);
 #if CK_X86
+        if (precision == CK_PEAK_BF16 && selected(1)->rows == ROWS_AMX_BF16) g = amx_bf16_peak(iterations);
         int level = ck_cpu_level();
-        if (!int8 && level == CK_LEVEL_AVX512) g = avx512_peak(iterations, seed);
-        else if (!int8 && level >= CK_LEVEL_AVX2) g = avx2_peak(iterations, seed);
+        if (g == 0 && !int8 && level == CK_LEVEL_AVX512) g = avx512_peak(iterations, seed);
+        else if (g == 0 && !int8 && level >= CK_LEVEL_AVX2) g = avx2_peak(iterations, seed);
 #endif
         if (g == 0) {
             // Portable: what the compiler makes of 16 independent scalar chains.

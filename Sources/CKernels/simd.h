@@ -17,8 +17,8 @@
 #define CK_X86 1
 #define CK_TARGET(features)
 #define ck_cpu_supports(feature) 1
-// Gaps in SIMDe 0.7.4 (Debian's libsimde-dev): a wrong alias for _mm512_madd_epi16; no _mm512_cvtepu16_epi32 and no
-// masked float loads and stores.
+// Gaps in SIMDe 0.7.4 (Debian's libsimde-dev): a wrong alias for _mm512_madd_epi16; no _mm512_cvtepu16_epi32, no
+// _mm512_cvtepi32_ps or _mm512_cvtepi32_epi16 and no masked float loads and stores.
 #undef _mm512_madd_epi16
 #define _mm512_madd_epi16(a, b) simde_mm512_madd_epi16(a, b)
 static inline simde__m512i ck_emulated_cvtepu16_epi32(simde__m256i a) {
@@ -29,6 +29,22 @@ static inline simde__m512i ck_emulated_cvtepu16_epi32(simde__m256i a) {
     return simde_mm512_loadu_si512(out);
 }
 #define _mm512_cvtepu16_epi32(a) ck_emulated_cvtepu16_epi32(a)
+static inline simde__m512 ck_emulated_cvtepi32_ps(simde__m512i a) {
+    int32_t in[16];
+    float out[16];
+    simde_mm512_storeu_si512(in, a);
+    for (int i = 0; i < 16; i++) out[i] = (float)in[i];
+    return simde_mm512_loadu_ps(out);
+}
+#define _mm512_cvtepi32_ps(a) ck_emulated_cvtepi32_ps(a)
+static inline simde__m256i ck_emulated_cvtepi32_epi16(simde__m512i a) {
+    int32_t in[16];
+    int16_t out[16];
+    simde_mm512_storeu_si512(in, a);
+    for (int i = 0; i < 16; i++) out[i] = (int16_t)in[i];
+    return simde_mm256_loadu_si256(out);
+}
+#define _mm512_cvtepi32_epi16(a) ck_emulated_cvtepi32_epi16(a)
 #define __mmask16 simde__mmask16
 static inline simde__m512 ck_emulated_maskz_loadu_ps(simde__mmask16 mask, const float *p) {
     float v[16];
@@ -43,6 +59,79 @@ static inline void ck_emulated_mask_storeu_ps(float *p, simde__mmask16 mask, sim
 }
 #define _mm512_maskz_loadu_ps(mask, p) ck_emulated_maskz_loadu_ps(mask, p)
 #define _mm512_mask_storeu_ps(p, mask, a) ck_emulated_mask_storeu_ps(p, mask, a)
+// AMX, which SIMDe lacks: eight tiles of up to 16 rows × 64 bytes per thread, as configured, and the products as
+// Intel's definitions of tdpbssd, tdpbusd and tdpbf16ps give them (sums modulo 2³²; float sums in the definition's
+// order, each bfloat16 pair's products added one after the other).
+#include <stdint.h>
+#include <string.h>
+typedef struct {
+    uint8_t rows[8];
+    uint16_t bytes[8];
+    uint8_t data[8][16 * 64];
+} ck_emulated_tiles;
+static inline ck_emulated_tiles *ck_emulated_tile_file(void) {
+    static _Thread_local ck_emulated_tiles tiles;
+    return &tiles;
+}
+static inline void _tile_loadconfig(const void *config) {
+    const uint8_t *c = (const uint8_t *)config;
+    ck_emulated_tiles *t = ck_emulated_tile_file();
+    memset(t, 0, sizeof *t);
+    for (int i = 0; i < 8; i++) {
+        t->bytes[i] = (uint16_t)(c[16 + 2 * i] | c[17 + 2 * i] << 8);
+        t->rows[i] = c[48 + i];
+    }
+}
+static inline void _tile_release(void) { memset(ck_emulated_tile_file(), 0, sizeof(ck_emulated_tiles)); }
+static inline void _tile_zero(int tile) { memset(ck_emulated_tile_file()->data[tile], 0, 16 * 64); }
+static inline void _tile_loadd(int tile, const void *base, long stride) {
+    ck_emulated_tiles *t = ck_emulated_tile_file();
+    memset(t->data[tile], 0, 16 * 64);
+    for (int r = 0; r < t->rows[tile]; r++)
+        memcpy(t->data[tile] + r * 64, (const uint8_t *)base + r * stride, t->bytes[tile]);
+}
+static inline void _tile_stored(int tile, void *base, long stride) {
+    ck_emulated_tiles *t = ck_emulated_tile_file();
+    for (int r = 0; r < t->rows[tile]; r++) memcpy((uint8_t *)base + r * stride, t->data[tile] + r * 64, t->bytes[tile]);
+}
+static inline void ck_emulated_tile_dp8(int c, int a, int b, int unsigned_a) {
+    ck_emulated_tiles *t = ck_emulated_tile_file();
+    for (int m = 0; m < t->rows[c]; m++)
+        for (int n = 0; n < t->bytes[c] / 4; n++) {
+            int32_t sum;
+            memcpy(&sum, t->data[c] + m * 64 + 4 * n, 4);
+            uint32_t acc = (uint32_t)sum;
+            for (int q = 0; q < t->bytes[a] / 4; q++)
+                for (int i = 0; i < 4; i++) {
+                    const uint8_t x = t->data[a][m * 64 + 4 * q + i];
+                    const int32_t w = (int8_t)t->data[b][q * 64 + 4 * n + i];
+                    acc += (uint32_t)((unsigned_a ? (int32_t)x : (int32_t)(int8_t)x) * w);
+                }
+            sum = (int32_t)acc;
+            memcpy(t->data[c] + m * 64 + 4 * n, &sum, 4);
+        }
+}
+#define _tile_dpbssd(c, a, b) ck_emulated_tile_dp8(c, a, b, 0)
+#define _tile_dpbusd(c, a, b) ck_emulated_tile_dp8(c, a, b, 1)
+static inline float ck_emulated_bf16(const uint8_t *p) {
+    uint32_t u = (uint32_t)(p[0] | p[1] << 8) << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+static inline void _tile_dpbf16ps(int c, int a, int b) {
+    ck_emulated_tiles *t = ck_emulated_tile_file();
+    for (int m = 0; m < t->rows[c]; m++)
+        for (int n = 0; n < t->bytes[c] / 4; n++) {
+            float sum;
+            memcpy(&sum, t->data[c] + m * 64 + 4 * n, 4);
+            for (int q = 0; q < t->bytes[a] / 4; q++)
+                for (int i = 0; i < 2; i++)
+                    sum += ck_emulated_bf16(t->data[a] + m * 64 + 4 * q + 2 * i) *
+                           ck_emulated_bf16(t->data[b] + q * 64 + 4 * n + 2 * i);
+            memcpy(t->data[c] + m * 64 + 4 * n, &sum, 4);
+        }
+}
 #elif defined(__x86_64__)
 #include <immintrin.h>
 #define CK_X86 1

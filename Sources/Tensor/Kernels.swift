@@ -74,9 +74,17 @@ package enum Kernels {
     /// Floats of scratch a packed product of `rows` rows over `inputs` inputs needs.
     package static func gemmScratch(rows: Int, inputs: Int) -> Int { ck_gemm_scratch_size(rows, inputs) }
 
-    /// One core's measured peak for the selected products' instruction, in GFLOP/s (a multiply-add counts 2): FMA, or
-    /// vpmaddwd for int8 (see `ck_peak_gflops`). For benchmarks: it takes about a second.
-    package static func peakGFLOPS(int8: Bool) -> Double { ck_peak_gflops(int8 ? 1 : 0) }
+    /// One core's measured peak for the instruction of the selected products at `precision`, in GFLOP/s (a
+    /// multiply-add counts 2), and that instruction's name (see `ck_peak_gflops`). For benchmarks: it takes about a
+    /// second.
+    package static func peakGFLOPS(_ precision: WeightPrecision) -> (gflops: Double, instruction: String) {
+        let code = switch precision {
+        case .fp32: CK_PEAK_FP32
+        case .bf16: CK_PEAK_BF16
+        case .int8: CK_PEAK_INT8
+        }
+        return (ck_peak_gflops(code), String(cString: ck_peak_instruction(code)))
+    }
 
     package static var variant: String {
         String(cString: ck_variant()) + ", products " + String(cString: ck_gemm_variant()) + ", int8 products "

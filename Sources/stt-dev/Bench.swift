@@ -116,11 +116,12 @@ struct BenchEncoder: ParsableCommand {
                 "\"\(section.name)\": \(sections.seconds[section.rawValue] * 1000 / Double(calls))"
             }
             let matrices = encoder.stepMatrices
+            let peak = Kernels.peakGFLOPS(precision)
             let bytes = matrices.map(\.byteCount).reduce(0, +)
             let flops = 2 * matrices.map { $0.rows * $0.columns }.reduce(0, +) * schedule.framesPerStep
             extra = ", \"profile_ms\": {\(shares.joined(separator: ", "))}, \"weight_bytes\": \(bytes), "
                 + "\"product_flops\": \(flops), \"read_gb_per_s\": \(measuredReadBandwidth()), "
-                + "\"peak_gflops\": \(Kernels.peakGFLOPS(int8: precision == .int8))"
+                + "\"peak_gflops\": \(peak.gflops), \"peak_instruction\": \"\(peak.instruction)\""
         }
         print("{\"lookahead\": \(lookahead), \"threads\": \(encoder.threads), \"precision\": \"\(precision.rawValue)\", \"median_ms\": \(median), \"min_ms\": \(times[0]), "
               + "\"rtf\": \(median / audioMs), \"audio_ms_per_call\": \(audioMs), \"kernels\": \"\(Kernels.variant)\"\(extra)}")

@@ -11,10 +11,10 @@ import Testing
     static let shapes = [(1, 512, 200), (3, 512, 200), (6, 256, 1030), (14, 2048, 130), (15, 96, 300), (29, 512, 300),
                          (2, 64, 40)]
 
-    func checkThreadCountsDoNotChangeBits(variant: Int32) {
+    func checkThreadCountsDoNotChangeBits(variant: Int32, precisions: [WeightPrecision] = WeightPrecision.allCases) {
         let pools = [ComputePool(threads: 2), ComputePool(threads: 3)]
         for (m, k, n) in Self.shapes {
-          for precision in WeightPrecision.allCases {
+          for precision in precisions {
             let x = values(m * k, seed: UInt64(m * 7919 + k)), w = values(k * n, seed: UInt64(n))
             let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: precision) }
             let bf16: Int32 = precision == .bf16 ? 1 : 0
@@ -66,6 +66,14 @@ import Testing
     @Test(.enabled(if: ck_cpu_level() >= CK_LEVEL_AVX512, "this CPU (or STT_KERNELS) has no AVX-512"))
     func avx512ProductOnTwoAndThreeThreadsEqualsOneThread() {
         checkThreadCountsDoNotChangeBits(variant: CK_LEVEL_AVX512)
+    }
+
+    /// AMX is variant 4 of the bf16 products (CK_GEMM_AMX_BF16) and of the int8 ones: each thread that takes part
+    /// configures its own tiles.
+    @Test(.enabled(if: ck_amx_available() != 0 && ck_cpu_extensions_allowed() != 0,
+                   "this CPU (or STT_KERNELS, or the system) allows no AMX"))
+    func amxProductsOnTwoAndThreeThreadsEqualThreadAlone() {
+        checkThreadCountsDoNotChangeBits(variant: CK_GEMM_AMX_BF16, precisions: [.bf16, .int8])
     }
 
     /// Callers on several threads share one pool: whichever finds it busy runs its product alone, and every product

@@ -215,6 +215,12 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
 /// bfloat16 weights: rounding, and products on every variant against a reference that rounds independently.
 @Suite struct BFloat16Tests {
     /// The bfloat16 nearest to x (ties to even), found by comparing the two truncations around it in Double.
+    /// AMX's form of a row value: its bits cut to bfloat16, plus the rest rounded to bfloat16.
+    static func splitBF16(_ x: Float) -> Float {
+        let high = Float(bitPattern: x.bitPattern & 0xFFFF_0000)
+        return high + nearestBF16(x - high)
+    }
+
     static func nearestBF16(_ x: Float) -> Float {
         guard x.isFinite else { return x }
         let down = Float(bitPattern: x.bitPattern & 0xFFFF_0000)
@@ -260,13 +266,15 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
 
     /// Every variant, tile shapes and column tails, in place and repacked rows, plain and PyTorch layout: equal to the
     /// product with independently rounded weights, and within bfloat16's rounding of the float32 product.
-    /// AVX512_BF16 (variant 3, where the CPU has it) rounds the rows too: its reference rounds both.
-    @Test(arguments: [1, 2, 6, 14, 15, 30])
+    /// AVX512_BF16 (variant 3, where the CPU has it) rounds the rows too: its reference rounds both. AMX (variant 4)
+    /// splits each row value in two bfloat16 values: its reference uses their sum.
+    @Test(arguments: [1, 2, 6, 14, 15, 17, 30, 49])
     func productsEqualTheRoundedWeightsProduct(rows m: Int) {
-        for variant: Int32 in [CK_GEMM_AVX512_BF16, 2, 1, 0] {
+        for variant: Int32 in [CK_GEMM_AMX_BF16, CK_GEMM_AVX512_BF16, 2, 1, 0] {
             for (k, n) in [(7, 5), (64, 16), (96, 33), (512, 29)] {
                 let x = values(m * k, seed: UInt64(m * 31 + k)), w = values(k * n, seed: UInt64(n + 5))
-                let xUsed = variant == CK_GEMM_AVX512_BF16 ? x.map(Self.nearestBF16) : x
+                let xUsed = variant == CK_GEMM_AVX512_BF16 ? x.map(Self.nearestBF16)
+                    : variant == CK_GEMM_AMX_BF16 ? x.map(Self.splitBF16) : x
                 let rounded = naiveProduct(xUsed, w.map(Self.nearestBF16), m: m, k: k, n: n)
                 let exact = naiveProduct(x, w, m: m, k: k, n: n)
                 let packed = w.withUnsafeBufferPointer { PackedMatrix($0.baseAddress!, rows: k, columns: n, precision: .bf16) }
@@ -354,8 +362,8 @@ func values(_ count: Int, seed: UInt64) -> [Float] {
     /// within the rounding of both operands of the float32 product.
     @Test(arguments: [1, 2, 6, 7, 14, 15, 29, 30])
     func productsEqualTheDefinition(rows m: Int) {
-        // 3 AVX512_VNNI, 2 AVX-512 BW, 1 AVX2, 0 portable; one this CPU lacks is skipped.
-        for variant: Int32 in [3, 2, 1, 0] {
+        // 4 AMX, 3 AVX512_VNNI, 2 AVX-512 BW, 1 AVX2, 0 portable; one this CPU lacks is skipped.
+        for variant: Int32 in [4, 3, 2, 1, 0] {
             for (k, n) in [(7, 5), (64, 16), (97, 33), (512, 29), (2048, 17)] {
                 var x = values(m * k, seed: UInt64(m * 37 + k)), w = values(k * n, seed: UInt64(n + 11))
                 x[0] *= 40   // one large input: the row's scale follows it

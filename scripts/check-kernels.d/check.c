@@ -1,5 +1,5 @@
 // The product kernels of every instruction-set variant, on emulated x86 (scripts/check-kernels builds the kernels
-// with CK_EMULATE_X86): float32 and bfloat16 products (AVX512_BF16's too) against a double-precision sum of the same
+// with CK_EMULATE_X86): float32 and bfloat16 products (AVX512_BF16's and AMX's too) against a double-precision sum of the same
 // rounded operands, and each row's result the same bits as the row alone; int8 products bit for bit against the
 // portable variant; over tile heights 1–29, odd and even k, partial panels, accumulate, with and without scratch, on
 // one thread and on a pool. Exits 1 with one line per failure.
@@ -35,6 +35,16 @@ static float round_bf16(float x) {
     return x;
 }
 
+// AMX splits each value of the rows into h, its bits cut to bfloat16, and the rest rounded to bfloat16.
+static double split_bf16(float x) {
+    unsigned int u;
+    memcpy(&u, &x, 4);
+    u &= 0xFFFF0000u;
+    float h;
+    memcpy(&h, &u, 4);
+    return (double)h + (double)round_bf16(x - h);
+}
+
 static void check_float(ck_pool *pool, int variant, int bf16, long m, long k, long n, int accumulate, int scratch_on) {
     float *w = malloc(sizeof(float) * k * n), *x = malloc(sizeof(float) * m * (k + 3));
     float *y = malloc(sizeof(float) * m * (n + 5)), *y0 = malloc(sizeof(float) * m * (n + 5));
@@ -59,13 +69,17 @@ static void check_float(ck_pool *pool, int variant, int bf16, long m, long k, lo
             double sum = accumulate ? y0[r * ldy + c] : 0, size = fabs(sum);
             for (long p = 0; p < k; p++) {
                 double wv = bf16 ? round_bf16(w[p * n + c]) : w[p * n + c];
-                // AVX512_BF16 rounds the rows to bfloat16 too; then every product is exact in float32.
-                double xv = variant == CK_GEMM_AVX512_BF16 ? round_bf16(x[r * ldx + p]) : x[r * ldx + p];
+                // AVX512_BF16 rounds the rows to bfloat16 too, AMX splits them in two; then every product is exact
+                // in float32.
+                double xv = variant == CK_GEMM_AVX512_BF16 ? round_bf16(x[r * ldx + p])
+                            : variant == CK_GEMM_AMX_BF16  ? split_bf16(x[r * ldx + p])
+                                                           : x[r * ldx + p];
                 sum += xv * wv;
                 size += fabs(xv * wv);
             }
-            // The bound of any order of float32 summation: (k + 1) units of rounding times the sum of magnitudes.
-            CHECK(fabs(got - sum) <= (k + 1) * 6e-8 * size + 1e-30, "variant %d bf16 %d m %ld k %ld n %ld acc %d: y[%ld,%ld] = %g, expected %g",
+            // The bound of any order of float32 summation: (k + 1) units of rounding times the sum of magnitudes
+            // (one more for AMX's two sums, of h and of l).
+            CHECK(fabs(got - sum) <= (k + 2) * 6e-8 * size + 1e-30, "variant %d bf16 %d m %ld k %ld n %ld acc %d: y[%ld,%ld] = %g, expected %g",
                   variant, bf16, m, k, n, accumulate, r, c, got, sum);
         }
     }
@@ -222,20 +236,25 @@ int main(int argc, char **argv) {
     CHECK(ck_cpu_level() == CK_LEVEL_AVX512, "the emulated CPU reports level %d, not AVX-512", ck_cpu_level());
     ck_pool *pool = ck_pool_create(2);
     const long ms[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 14, 15, 29}, ks[] = {1, 2, 7, 64, 257}, ns[] = {1, 16, 37, 200};
-    for (int variant = 0; variant <= CK_GEMM_AVX512_BF16; variant++)
-        for (int bf16 = variant == CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
+    for (int variant = 0; variant <= CK_GEMM_AMX_BF16; variant++)
+        for (int bf16 = variant >= CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
             for (unsigned a = 0; a < sizeof ms / sizeof *ms; a++)
                 for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
                     for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
                         check_float(c % 2 ? pool : NULL, variant, bf16, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
-    for (int variant = 0; variant <= CK_GEMM_AVX512_BF16; variant++)
-        for (int bf16 = variant == CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
+    for (int variant = 0; variant <= CK_GEMM_AMX_BF16; variant++)
+        for (int bf16 = variant >= CK_GEMM_AVX512_BF16; bf16 <= 1; bf16++)
             for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++) check_rows_alone(variant, bf16, 29, ks[b], 37);
-    for (int variant = 1; variant <= 3; variant++)
+    for (int variant = 1; variant <= 4; variant++)
         for (unsigned a = 0; a < sizeof ms / sizeof *ms; a++)
             for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
                 for (unsigned c = 0; c < sizeof ns / sizeof *ns; c++)
                     check_int8(c % 2 ? pool : NULL, variant, ms[a], ks[b], ns[c], (a + b) % 2, (a + c) % 2);
+    // More rows than AMX's tiles hold at once (three of 16), as the stem's pointwise convs have.
+    for (int variant = 1; variant <= 4; variant++) {
+        check_int8(pool, variant, 51, 257, 37, 1, 1);
+        check_int8(NULL, variant, 70, 64, 200, 0, 0);
+    }
     check_attention_shapes();
     check_conv_shapes();
     CHECK(ck_int8_peak_gflops(1000) > 0, "the int8 peak loop of variant %s measured nothing", ck_gemm_int8_variant());

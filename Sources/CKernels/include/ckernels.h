@@ -60,6 +60,9 @@ int ck_cpu_level(void);
 // Whether the AVX-512 dot-product extensions (AVX512_VNNI for int8, AVX512_BF16 for bf16 products) may be used where
 // the CPU has them: at CK_LEVEL_AVX512 unless STT_KERNELS=avx512 caps them off.
 int ck_cpu_extensions_allowed(void);
+// Whether this CPU has AMX tiles with 8-bit and bfloat16 products and the system lets this process use them (asked for
+// once); the products use them only where ck_cpu_extensions_allowed().
+int ck_amx_available(void);
 
 // Worker threads for splitting one product at a time. ck_pool_create starts threads − 1 workers (fewer if the
 // system refuses some; ck_pool_threads says how many took part, the caller included) and returns NULL only when out
@@ -84,10 +87,11 @@ void ck_gemm_packed(ck_pool *pool, const float *x, long m, long k, long ldx, con
                     long ldy, int accumulate, float *scratch);
 long ck_gemm_scratch_size(long m, long k);
 // ck_gemm_packed with bfloat16 panels (ck_pack_panels_bf16): each weight widened to float32 in registers, products
-// and sums in float32. On a CPU with AVX512_BF16 and STT_BF16_ROWS=1 in the environment (ck_gemm_bf16_variant),
+// and sums in float32 (with AMX, CK_GEMM_AMX_BF16: rows split in two bfloat16 values, sums in float32). Else, on a
+// CPU with AVX512_BF16 and STT_BF16_ROWS=1 in the environment (ck_gemm_bf16_variant),
 // vdpbf16ps multiplies pairs of bfloat16 weights by pairs of the rows rounded to bfloat16 too (twice the multiply-adds
 // per instruction, and the rows' rounding on top of the weights'), sums in float32; without scratch that variant
-// allocates its rounded rows.
+// allocates its rounded rows (and the AMX variant its split ones).
 void ck_gemm_packed_bf16(ck_pool *pool, const float *x, long m, long k, long ldx, const uint16_t *packed, long n,
                          float *y, long ldy, int accumulate, float *scratch);
 
@@ -103,24 +107,34 @@ void ck_pack_panels_int8(const void *w, long k, long n, int transposed, int8_t *
 long ck_gemm_int8_scratch_size(long m, long k);
 void ck_gemm_packed_int8(ck_pool *pool, const float *x, long m, long k, long ldx, const int8_t *packed,
                          const float *scales, long n, float *y, long ldy, int accumulate, float *scratch);
-// With a given variant, for tests: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd), 3 AVX512_VNNI (vpdpwssd);
-// returns 0 when this CPU lacks it or STT_KERNELS excludes it.
+// With a given variant, for tests: 0 portable, 1 AVX2 (vpmaddwd), 2 AVX-512 BW (vpmaddwd), 3 AVX512_VNNI (vpdpwssd),
+// 4 AMX (tdpbssd and tdpbusd on the rows' 8-bit halves); returns 0 when this CPU lacks it or STT_KERNELS excludes it.
 int ck_gemm_packed_int8_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx,
                                 const int8_t *packed, const float *scales, long n, float *y, long ldy, int accumulate,
                                 float *scratch);
 const char *ck_gemm_int8_variant(void);
 
-// The measured peak of one core's product instruction on the selected variant, in billions of float operations per
-// second (a multiply-add counts 2): FMA for float32 and bf16 products, vpmaddwd for int8 (int8 = 1) — for benchmarks.
-double ck_peak_gflops(int int8);
+// The measured peak of one core's product instruction on the selected variant of float32 (CK_PEAK_FP32), int8 or
+// bf16 products, in billions of float operations per second (a multiply-add counts 2), and that instruction's name
+// — for benchmarks. AMX's count a pair of instructions (the rows' two halves) as one product.
+#define CK_PEAK_FP32 0
+#define CK_PEAK_INT8 1
+#define CK_PEAK_BF16 2
+double ck_peak_gflops(int precision);
+const char *ck_peak_instruction(int precision);
+const char *ck_int8_peak_instruction(void);
 
 // Name of the selected product variant ("avx512", "avx2+fma" or "portable"), and of the bf16 products' (the same, or
 // "avx512_bf16 (vdpbf16ps)").
 const char *ck_gemm_variant(void);
 const char *ck_gemm_bf16_variant(void);
 // ck_gemm_packed (bf16 = 0) or ck_gemm_packed_bf16 (bf16 = 1) with a given variant (a CK_LEVEL_*, or
-// CK_GEMM_AVX512_BF16 for bf16 products), for tests. Returns 0 when this CPU lacks it or STT_KERNELS excludes it.
+// CK_GEMM_AVX512_BF16 or CK_GEMM_AMX_BF16 for bf16 products), for tests. Returns 0 when this CPU lacks it or
+// STT_KERNELS excludes it.
 #define CK_GEMM_AVX512_BF16 3
+// AMX: tdpbf16ps on each row split into two bfloat16 values (16 of its 24 significant bits kept), float32 sums; chosen
+// for bf16 products wherever ck_amx_available() and ck_cpu_extensions_allowed().
+#define CK_GEMM_AMX_BF16 4
 // Whether this CPU has AVX512_BF16 and STT_KERNELS allows it (the variant runs; it is chosen only with STT_BF16_ROWS=1).
 int ck_gemm_bf16_dot_supported(void);
 int ck_gemm_packed_variant(int variant, ck_pool *pool, const float *x, long m, long k, long ldx, const void *packed,
