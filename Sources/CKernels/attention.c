@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include "exp.h"
+#include "lanes.h"
 #include "simd.h"
 
 // Relative-position attention of a block of queries, every head, in one call (see ckernels.h). The blocks a streaming
@@ -45,16 +46,19 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") float dot2_av
 
 // A block of few queries (below TRANSPOSED_QUERIES) is read in memory order: key rows outer, each key, positional and
 // value row read once and whole, each score two dot products straight from the rows (dot2), the context summed in
-// memory. With many queries (a [70,13] step has 14) scores are computed a block of keys at a time, vectorized across
-// the keys: one head's key rows and positional rows are first transposed (head_dim rows of keys, zero past the
-// last), so that each score's two dot products become broadcast multiply-adds into KEY_BLOCK sums held in registers,
-// with no horizontal add per score; two sets of sums (content and position) make independent chains. Keys are padded
-// to a multiple of KEY_TAIL, and each query's context in a head is summed in registers too. That reads the cache once
-// per head at a 2 KB stride, which costs more than it saves when the step's weights have just pushed the cache out of
-// L2 and there are few queries to share it. Measured per call of the full-size model (17 layers, 8 heads of 64),
-// attention scores, softmax and context: [70,13] 5.2–6.0 → 4.0–4.6 ms transposed; [70,1] (2 queries) 1.1–1.2 ms
-// in memory order against 1.9–2.1 transposed; [70,6] (7 queries) 3.1–3.3 either way.
-#define TRANSPOSED_QUERIES 8
+// memory. With more queries (a [70,13] step has 14, [70,6] 7) scores are computed a block of keys at a time,
+// vectorized across the keys: one head's key rows and positional rows are first transposed (head_dim rows of keys,
+// zero past the last), so that each score's two dot products become broadcast multiply-adds into KEY_BLOCK sums held
+// in registers, with no horizontal add per score; two sets of sums (content and position) make independent chains.
+// Keys are padded to a multiple of KEY_TAIL. Each query's context in a head is summed in registers too, over the
+// head's value rows first copied side by side: read in place, 2 KB apart (d = 512), they all fell in a few L1 sets.
+// Measured per call of the full-size model (17 layers, 8 heads of 64), attention scores, softmax and context:
+// - on a Zen 3 EPYC, with the value rows read in place: [70,13] 5.2–6.0 → 4.0–4.6 ms transposed; [70,1] (2 queries)
+//   1.1–1.2 ms in memory order against 1.9–2.1 transposed; [70,6] (7 queries) 3.1–3.3 either way;
+// - on a Xeon (Emerald Rapids), the kernel alone, 200 calls of 17 layers: copying the value rows took [70,13] from
+//   2.6–4.0 to 2.1 ms; then in the model, two alternating runs: [70,6] 3.0–3.9 ms in memory order against 2.2–2.4
+//   transposed, [70,1] 1.1–1.3 against 1.0–1.4. Two queries stay in memory order.
+#define TRANSPOSED_QUERIES 3
 #define KEY_BLOCK 32
 #define KEY_TAIL 8
 #define CONTEXT_BLOCK 64
@@ -186,11 +190,10 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") void transpos
             }                                                                                                    \
         }                                                                                                        \
         for (long row = 0; row < queries * heads; row++) {                                                       \
-            float *sh = s + row * kp, top = sh[0], sum = 0.0f;                                                   \
-            for (long j = 1; j < key_count; j++) top = sh[j] > top ? sh[j] : top;                                \
+            float *sh = s + row * kp;                                                                            \
+            const float top = max_lanes(sh, key_count);                                                          \
             for (long j = 0; j < key_count; j++) sh[j] = ck_exp(sh[j] - top);                                    \
-            for (long j = 0; j < key_count; j++) sum += sh[j];                                                   \
-            const float inv = 1.0f / sum;                                                                        \
+            const float inv = 1.0f / sum_lanes(sh, key_count, 0.0f, 0);                                          \
             for (long j = 0; j < key_count; j++) sh[j] *= inv;                                                   \
         }                                                                                                        \
         if (by_rows) {   /* each value row read once, whole, into every query's and head's sums */              \
@@ -207,17 +210,21 @@ static inline __attribute__((always_inline)) CK_TARGET("avx2,fma") void transpos
             }                                                                                                    \
             return;                                                                                              \
         }                                                                                                        \
-        for (long i = 0; i < queries; i++) {                                                                     \
-            for (long h = 0; h < heads; h++) {                                                                   \
+        for (long h = 0; h < heads; h++) {                                                                       \
+            /* the head's value rows side by side (in kt's room, free by now): read in place, 2 KB apart, */     \
+            /* they fell in a few L1 sets and the sums waited on L2 */                                           \
+            float *v = kt;                                                                                       \
+            for (long j = 0; j < key_count; j++)                                                                 \
+                for (long c = 0; c < head_dim; c++) v[j * head_dim + c] = values[j * d + h * head_dim + c];      \
+            for (long i = 0; i < queries; i++) {                                                                 \
                 const float *w = s + (i * heads + h) * kp;                                                       \
                 float *out = context + i * d + h * head_dim;                                                     \
-                const float *v = values + h * head_dim;                                                          \
                 long c = 0;                                                                                      \
                 for (; c + CONTEXT_BLOCK <= head_dim; c += CONTEXT_BLOCK)                                        \
-                    context_block(w, v + c, d, key_count, CONTEXT_BLOCK, out + c);                               \
+                    context_block(w, v + c, head_dim, key_count, CONTEXT_BLOCK, out + c);                        \
                 for (; c + KEY_TAIL <= head_dim; c += KEY_TAIL)                                                  \
-                    context_block(w, v + c, d, key_count, KEY_TAIL, out + c);                                    \
-                for (; c < head_dim; c++) context_block(w, v + c, d, key_count, 1, out + c);                     \
+                    context_block(w, v + c, head_dim, key_count, KEY_TAIL, out + c);                             \
+                for (; c < head_dim; c++) context_block(w, v + c, head_dim, key_count, 1, out + c);              \
             }                                                                                                    \
         }                                                                                                        \
     }

@@ -1,29 +1,10 @@
 #include "ckernels.h"
 #include "exp.h"
+#include "lanes.h"
 #include "simd.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-// Σ x[c] (squares = 0) or Σ (x[c] − mean)² (squares = 1), in 8 partial sums so that the loop vectorizes: a single
-// running sum is one chain of dependent adds, and LayerNorms summed that way took most of their time in it.
-#define SUM_LANES 8
-static inline __attribute__((always_inline)) float sum_lanes(const float *x, long n, float mean, int squares) {
-    float acc[SUM_LANES] = {0};
-    long c = 0;
-    for (; c + SUM_LANES <= n; c += SUM_LANES)
-        for (int l = 0; l < SUM_LANES; l++) {
-            float v = x[c + l] - mean;
-            acc[l] += squares ? v * v : v;
-        }
-    float tail = 0.0f;
-    for (; c < n; c++) {
-        float v = x[c] - mean;
-        tail += squares ? v * v : v;
-    }
-    for (int l = 0; l < SUM_LANES / 2; l++) acc[l] += acc[l + SUM_LANES / 2];
-    return ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail;
-}
 
 // The 3×3 stride-2 causal convs of the stem, channel-last: output (y, x) reads input rows 2y − 2 … 2y and columns
 // 2x − 2 … 2x (those inside), from one input channel (the first conv: `one`) or from the same channel (depthwise).
