@@ -59,6 +59,22 @@ final class MappedFile: @unchecked Sendable {
         base = copy
     }
 
+    /// Where `releasePages(before:)` has given pages back up to.
+    private var releasedUpTo = 0
+
+    /// Gives back the map's pages before `offset` whenever 16 MB or more have been passed since the last time. Decoding
+    /// the framing reads a few bytes before each payload, but every read maps the pages around it (the kernel's
+    /// fault-around, over large folios of the page cache): on a Linux 6.18 machine `stt info` of the 456 MB
+    /// full-size encoder peaked at 313 MB of resident memory while the decoding mapped pages all along the file.
+    func releasePages(before offset: Int) {
+        guard let base, fd >= 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let end = min(size, offset) / page * page
+        guard end - releasedUpTo >= 16 << 20 else { return }
+        madvise(base + releasedUpTo, end - releasedUpTo, MADV_DONTNEED)
+        releasedUpTo = end
+    }
+
     /// Gives the map's pages back (they stay in the page cache; later reads fault them in again). Reading only the
     /// framing between payloads still maps large neighbourhoods of the file: 300 MB of a 456 MB encoder, measured.
     /// Releasing them before the payloads are copied keeps peak memory at the weights' size.

@@ -24,7 +24,7 @@ package final class ONNXFile: @unchecked Sendable {
         var reader = ProtobufReader(bytes: file.bytes, range: 0..<file.size)
         let decoded: (ONNXModelHeader, ONNXGraph?)
         do {
-            decoded = try ONNXDecoder.model(&reader)
+            decoded = try ONNXDecoder.model(&reader, passed: { file.releasePages(before: $0) })
         } catch {
             throw Self.classify(error, path: path, file: file)
         }

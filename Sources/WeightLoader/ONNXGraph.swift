@@ -158,7 +158,9 @@ package struct ONNXModelHeader {
 enum ONNXDecoder {
     typealias Failure = ProtobufReader.Failure
 
-    static func model(_ r: inout ProtobufReader) throws(Failure) -> (ONNXModelHeader, ONNXGraph?) {
+    /// `passed(offset)` is told after each initializer how far the decoding has got (see `MappedFile.releasePages`).
+    static func model(_ r: inout ProtobufReader, passed: (Int) -> Void = { _ in }) throws(Failure)
+        -> (ONNXModelHeader, ONNXGraph?) {
         var header = ONNXModelHeader()
         var graph: ONNXGraph?
         while !r.isAtEnd {
@@ -169,7 +171,7 @@ enum ONNXDecoder {
             case (3, .lengthDelimited): header.producerVersion = try r.readString()
             case (7, .lengthDelimited):
                 var g = r.nested(try r.readLengthDelimited())
-                graph = try self.graph(&g)
+                graph = try self.graph(&g, passed: passed)
             case (8, .lengthDelimited):
                 var o = r.nested(try r.readLengthDelimited())
                 var domain = ""
@@ -201,7 +203,7 @@ enum ONNXDecoder {
         return (header, graph)
     }
 
-    static func graph(_ r: inout ProtobufReader) throws(Failure) -> ONNXGraph {
+    static func graph(_ r: inout ProtobufReader, passed: (Int) -> Void = { _ in }) throws(Failure) -> ONNXGraph {
         var graph = ONNXGraph()
         while !r.isAtEnd {
             let (field, wire) = try r.readTag()
@@ -212,6 +214,7 @@ enum ONNXDecoder {
             case (5, .lengthDelimited):
                 var t = r.nested(try r.readLengthDelimited())
                 graph.initializers.append(try tensor(&t))
+                passed(r.offset)
             case (11, .lengthDelimited):
                 var v = r.nested(try r.readLengthDelimited())
                 graph.inputs.append(try valueInfo(&v))
