@@ -32,5 +32,29 @@ static inline __attribute__((always_inline)) AMX_TILE void ck_amx_configure(long
     config.rows[7] = 16;
     _tile_loadconfig(&config);
 }
+
+double ck_seconds(void);   // gemm.c
+
+// One core's peak, in GFLOP/s, of an AMX product as the kernels issue it: FIRST and SECOND (the instructions for the
+// rows' two halves) on three independent pairs of sums, over OPERAND (a 1 KB tile) loaded in tiles 6 and 7; each pair
+// counts as one product of 16 rows × 16 columns × K. Tile 0 is stored to OUT (16 × 16 four-byte sums) at the end.
+#define CK_AMX_PEAK_GFLOPS(FIRST, SECOND, K, OPERAND, OUT, ITERATIONS)                                           \
+    __extension__({                                                                                             \
+        const long rounds_ = (ITERATIONS) / 16 + 1;                                                             \
+        ck_amx_configure(16);                                                                                   \
+        const double start_ = ck_seconds();                                                                     \
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);              \
+        _tile_loadd(6, OPERAND, 64);                                                                            \
+        _tile_loadd(7, OPERAND, 64);                                                                            \
+        for (long r_ = 0; r_ < rounds_; r_++) {                                                                 \
+            FIRST(0, 6, 7); SECOND(1, 6, 7);                                                                    \
+            FIRST(2, 6, 7); SECOND(3, 6, 7);                                                                    \
+            FIRST(4, 6, 7); SECOND(5, 6, 7);                                                                    \
+        }                                                                                                       \
+        _tile_stored(0, OUT, 64);                                                                               \
+        const double seconds_ = ck_seconds() - start_;                                                          \
+        _tile_release();                                                                                        \
+        rounds_ * 3.0 * 16 * 16 * (K) * 2 / seconds_ / 1e9;                                                     \
+    })
 #endif
 #endif

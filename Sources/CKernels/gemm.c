@@ -785,27 +785,13 @@ static AVX512 double avx512_peak(long iterations, volatile float seed) {
 double ck_int8_peak_gflops(long iterations);   // gemm_int8.c: the same for its selected variant
 
 #if CK_X86
-// AMX bfloat16: a pair of tdpbf16ps, as the products use them (h and l of the rows), counts as one product of 16 rows
-// × 16 columns × 32 k; three such pairs on independent sums.
+// AMX bfloat16: tdpbf16ps for h and for l of the rows.
 static AMXBF16 double amx_bf16_peak(long iterations) {
     _Alignas(64) uint16_t operand[16 * 32];
     _Alignas(64) float out[16 * 16];
     for (int i = 0; i < 16 * 32; i++) operand[i] = 0x3f80;   // 1.0
-    ck_amx_configure(16);
-    double start = ck_seconds();
-    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);
-    _tile_loadd(6, operand, 64);
-    _tile_loadd(7, operand, 64);
-    for (long r = 0; r < iterations / 16 + 1; r++) {
-        _tile_dpbf16ps(0, 6, 7); _tile_dpbf16ps(1, 6, 7);
-        _tile_dpbf16ps(2, 6, 7); _tile_dpbf16ps(3, 6, 7);
-        _tile_dpbf16ps(4, 6, 7); _tile_dpbf16ps(5, 6, 7);
-    }
-    _tile_stored(0, out, 64);
-    double seconds = ck_seconds() - start;
-    _tile_release();
-    if (out[0] == 12345.0f) return -1;
-    return (iterations / 16 + 1) * 3.0 * 16 * 16 * 32 * 2 / seconds / 1e9;
+    double gflops = CK_AMX_PEAK_GFLOPS(_tile_dpbf16ps, _tile_dpbf16ps, 32, operand, out, iterations);
+    return out[0] == 12345.0f ? -1 : gflops;
 }
 #endif
 

@@ -540,27 +540,13 @@ static AVX2 double avx2_int8_peak(long iterations, int seed) {
     return iterations * (double)PEAK_CHAINS * 2 * 32 * 2 / (ck_seconds() - start) / 1e9;
 static AVX512BW double avx512bw_int8_peak(long iterations, int seed) { PEAK512_BODY(MADD_ADD) }
 static AVX512VNNI double avx512vnni_int8_peak(long iterations, int seed) { PEAK512_BODY(_mm512_dpwssd_epi32) }
-// AMX: a tdpbssd and a tdpbusd, as the products use them, count as one 16-bit product of 16 rows × 16 columns × 64 k;
-// three such pairs on independent sums.
+// AMX: tdpbssd for h and tdpbusd for l of the rows.
 static AMX double amx_int8_peak(long iterations, int seed) {
     _Alignas(64) int8_t operand[16 * 64];
     _Alignas(64) int32_t out[16 * 16];
     memset(operand, seed, sizeof operand);
-    ck_amx_configure(16);
-    double start = ck_seconds();
-    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); _tile_zero(4); _tile_zero(5);
-    _tile_loadd(6, operand, 64);
-    _tile_loadd(7, operand, 64);
-    for (long r = 0; r < iterations / 16 + 1; r++) {
-        _tile_dpbssd(0, 6, 7); _tile_dpbusd(1, 6, 7);
-        _tile_dpbssd(2, 6, 7); _tile_dpbusd(3, 6, 7);
-        _tile_dpbssd(4, 6, 7); _tile_dpbusd(5, 6, 7);
-    }
-    _tile_stored(0, out, 64);
-    double seconds = ck_seconds() - start;
-    _tile_release();
-    if (out[0] == 12345) return -1;
-    return (iterations / 16 + 1) * 3.0 * 16 * 16 * 64 * 2 / seconds / 1e9;
+    double gflops = CK_AMX_PEAK_GFLOPS(_tile_dpbssd, _tile_dpbusd, 64, operand, out, iterations);
+    return out[0] == 12345 ? -1 : gflops;
 }
 #endif
 
