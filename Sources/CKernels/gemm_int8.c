@@ -213,21 +213,40 @@ static AVX2 void avx2_panel(const void *context, long j) {
 #define AVX512BW CK_TARGET("avx512f,avx512bw")
 #define AVX512VNNI CK_TARGET("avx512f,avx512bw,avx512vnni")
 
-// One tile's body; ACCUMULATE(c, x, w) adds the pair products of x and w to c.
+// A product of one tile prefetches its panel 8 KB ahead; the hardware's prefetching alone left one row from memory at
+// 5.2–6.2 ms for 40 matrices of 512 × 2048 on a Xeon (Emerald Rapids), against 2.1–2.4 with it (2 KB ahead:
+// 2.8–3.4, 4 KB: 2.2–2.4). A product of several tiles prefetches the next panel instead, a line per pair.
+#define AHEAD 8192
+
+// One tile's body; ACCUMULATE(c, x, w) adds the pair products of x and w to c. A tile of at most 7 rows keeps two sets
+// of sums, for even and odd pairs, added at the end: vpdpwssd adds into its sum, so with one set a row is a chain of
+// dependent instructions at their latency, 5 cycles a 32-byte pair, about 19 GB/s at 3 GHz, which is what one row
+// reads with the prefetching above (the gain measured stayed within the machine's noise). Integer sums, so the order
+// changes no bit.
+#define TILE512_STEP(ACCUMULATE, SUMS, P)                                                                       \
+    do {                                                                                                        \
+        if (next) _mm_prefetch(next + (P) * 2 * PANEL, _MM_HINT_T0);                                            \
+        else _mm_prefetch((const char *)wp + (P) * 2 * PANEL + AHEAD, _MM_HINT_T0);                             \
+        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wp + (P) * 2 * PANEL)));          \
+        for (int r = 0; r < mr; r++) {                                                                          \
+            int32_t pair;                                                                                       \
+            memcpy(&pair, job->q + (r0 + r) * job->k2 + 2 * (P), sizeof pair);                                  \
+            (SUMS)[r] = ACCUMULATE((SUMS)[r], _mm512_set1_epi32(pair), w);                                      \
+        }                                                                                                       \
+    } while (0)
 #define TILE512_BODY(ACCUMULATE)                                                                                \
     const int8_t *wp = job->weights + j * job->k2 * PANEL;                                                      \
     const char *next = job->m > AVX512_TILE_ROWS ? (const char *)(wp + job->k2 * PANEL) : NULL;                 \
+    const int two = mr <= AVX512_TILE_ROWS / 2;                                                                 \
     __m512i c[AVX512_TILE_ROWS];                                                                                \
-    for (int r = 0; r < mr; r++) c[r] = _mm512_setzero_si512();                                                 \
-    for (long p = 0; p < job->k2 / 2; p++) {                                                                    \
-        if (next) _mm_prefetch(next + p * 2 * PANEL, _MM_HINT_T0);                                              \
-        __m512i w = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(wp + p * 2 * PANEL)));            \
-        for (int r = 0; r < mr; r++) {                                                                          \
-            int32_t pair;                                                                                       \
-            memcpy(&pair, job->q + (r0 + r) * job->k2 + 2 * p, sizeof pair);                                    \
-            c[r] = ACCUMULATE(c[r], _mm512_set1_epi32(pair), w);                                                \
-        }                                                                                                       \
+    for (int r = 0; r < (two ? 2 * mr : mr); r++) c[r] = _mm512_setzero_si512();                                \
+    long p = 0;                                                                                                 \
+    for (; two && p + 2 <= job->k2 / 2; p += 2) {                                                               \
+        TILE512_STEP(ACCUMULATE, c, p);                                                                         \
+        TILE512_STEP(ACCUMULATE, c + mr, p + 1);                                                                \
     }                                                                                                           \
+    for (; p < job->k2 / 2; p++) TILE512_STEP(ACCUMULATE, c, p);                                                \
+    for (int r = 0; two && r < mr; r++) c[r] = _mm512_add_epi32(c[r], c[mr + r]);                               \
     for (int r = 0; r < mr; r++) {                                                                              \
         int32_t sums[PANEL];                                                                                    \
         _mm512_storeu_si512((void *)sums, c[r]);                                                                \
