@@ -459,6 +459,7 @@ static inline __attribute__((always_inline)) const uint16_t *amx_bf16_weights(co
                                                                            uint16_t *tail) {
     const long pairs = even(job->k) / 2;
     const uint16_t *wp = (const uint16_t *)job->weights + j * even(job->k) * PANEL + b * 16 * 2 * PANEL;
+    for (int l = 0; l < 16; l++) _mm_prefetch((const char *)wp + l * 64 + CK_AMX_AHEAD, _MM_HINT_T0);
     if (b * 16 + 16 <= pairs) return wp;
     memset(tail, 0, 16 * 2 * PANEL * sizeof *tail);
     memcpy(tail, wp, (size_t)(pairs - b * 16) * 2 * PANEL * sizeof *tail);

@@ -306,6 +306,7 @@ static inline __attribute__((always_inline)) AMX void amx_weights(const int8_job
     for (long r = 0; r < 16; r++) {
         const long p = b * 32 + 2 * r;
         __m512i line;
+        _mm_prefetch((const char *)(wp + p * 2 * PANEL) + CK_AMX_AHEAD, _MM_HINT_T0);
         if (p + 1 < pairs) line = _mm512_loadu_si512((const void *)(wp + p * 2 * PANEL));
         else if (p < pairs) line = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_loadu_si256((const __m256i *)(wp + p * 2 * PANEL)), 0);
         else line = _mm512_setzero_si512();
