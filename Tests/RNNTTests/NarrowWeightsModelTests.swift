@@ -33,4 +33,29 @@ import STTKit
         print(summary)
         #expect(tokens > 1_000 && Double(differences) <= pooled * Double(tokens), "\(summary)")
     }
+
+    /// The peer's int8: ONNX Runtime's `quantize_dynamic` of the same trained model's MatMul weights (QUInt8, one
+    /// scale per matrix, encoder, decoder and joiner, as sherpa-onnx ships them), read exactly, changes more of fp32's
+    /// tokens over every recording at every look-ahead than int8 products here, with a scale per output column and
+    /// the decoder in float32.
+    @Test func int8KeepsMoreOfTheTokensThanONNXRuntimesInt8Weights() throws {
+        let fp32 = try SpeechModel(folder: Fixtures.folder("small/sherpa"))
+        let int8 = try SpeechModel(folder: Fixtures.folder("small/sherpa"), precision: .int8)
+        let peer = try SpeechModel(folder: Fixtures.folder("small/sherpa-int8"))
+        #expect(fp32.filePrecision == .fp32 && int8.precision == .int8 && peer.filePrecision == .int8)
+        var tokens = 0, ours = 0, theirs = 0
+        for name in StreamBatchTests.names {
+            let audio = try Fixtures.ref("small", "\(name)_audio").integers.map { Float($0) / 32768 }
+            for lookahead in fp32.lookaheads {
+                let options = TranscriptionStream.Options(lookahead: lookahead)
+                let reference = try transcribe(fp32, audio, options).map(\.id)
+                tokens += reference.count
+                ours += Agreement.editDistance(try transcribe(int8, audio, options).map(\.id), reference)
+                theirs += Agreement.editDistance(try transcribe(peer, audio, options).map(\.id), reference)
+            }
+        }
+        let summary = "small/sherpa: of \(tokens) fp32 tokens, int8 products change \(ours), ONNX Runtime's int8 weights \(theirs)"
+        print(summary)
+        #expect(tokens > 1_000 && ours < theirs, "\(summary)")
+    }
 }
