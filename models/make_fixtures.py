@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the ONNX model fixtures and reference data used by the Swift tests.
 
-    python models/make_fixtures.py tiny|small|large|sherpa|sherpa-small|all|check-export [--out models] [--retrain]
+    python models/make_fixtures.py tiny|small|large|sherpa|sherpa-small|narrow-small|all|check-export [--out models] [--retrain]
 
 Every fixture is a NeMo ``EncDecHybridRNNTCTCModel`` (character labels) built from a config written
 below with the architecture of ``stt_en_fastconformer_hybrid_large_streaming_multi`` (cache-aware
@@ -18,6 +18,9 @@ streaming FastConformer, hybrid RNN-T + CTC), exported with NeMo's own exporter:
            export_nemo.py's export_sherpa_folder / quantize_sherpa_folder.
     sherpa-small  the same for the trained small model (small/sherpa, small/sherpa-int8, small/ref-sherpa with NeMo's
            tokens, also with the int8 weights dequantized into NeMo). Needs small/ and transcription_reference.py's
+           transcriptions.json.
+    narrow-small  NeMo's streaming tokens of the trained small model with its encoder matrices rounded as the engine's
+           bf16 and int8 store them (small/ref-narrow); the model is rebuilt from small/la13. Needs small/ and
            transcriptions.json.
     check-export  .nemo files of tiny and small (the small one's config naming the wrong class) through
            export_nemo.py, compared with the committed folders; `stt transcribe` on them when stt is built.
@@ -1046,6 +1049,189 @@ def small_sherpa_refs(out, model, fp32, int8, meta):
 
 
 # --------------------------------------------------------------------------------------------------
+# narrow-small: NeMo with the weights rounded as the engine's bf16 and int8 store them
+# --------------------------------------------------------------------------------------------------
+
+# PyTorch's LSTM gates (input, forget, cell, output) in ONNX's order (input, output, forget, cell)
+ONNX_LSTM_GATES = (0, 3, 1, 2)
+
+
+def small_from_export(out):
+    """The trained small model rebuilt from its committed export, models/small/la13, without the training cache: a
+    freshly built model is exported to a temporary folder, each of its parameters found among that export's
+    initializers by exact equality (MatMul weights transposed; the LSTM's gates in ONNX's order, its two biases
+    concatenated), and given the committed initializer of the same name. Every parameter is then checked against
+    small/ref/params.json (sum and sum of squares in float64, sampled values), which param_reference.py wrote from
+    the trained model itself."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    model = build_model("small")
+    root = os.path.join(out, "small")
+    files = ("encoder-small.onnx", "decoder_joint-small.onnx")
+    with tempfile.TemporaryDirectory() as tmp:
+        export_folder(model, tmp, "small", 13)
+        fresh = {f: {t.name: numpy_helper.to_array(t) for t in onnx.load(os.path.join(tmp, f)).graph.initializer}
+                 for f in files}
+    trained = {f: {t.name: numpy_helper.to_array(t)
+                   for t in onnx.load(os.path.join(root, "la13", f)).graph.initializer} for f in files}
+
+    def lstm_onnx(value, hidden):
+        blocks = [value[g * hidden:(g + 1) * hidden] for g in range(4)]
+        return np.concatenate([blocks[g] for g in ONNX_LSTM_GATES], axis=0)
+
+    def lstm_torch(value, hidden):
+        blocks = [value[g * hidden:(g + 1) * hidden] for g in range(4)]
+        order = [ONNX_LSTM_GATES.index(g) for g in range(4)]
+        return np.concatenate([blocks[o] for o in order], axis=0)
+
+    restored = {}
+    for name, p in model.named_parameters():
+        v = p.detach().numpy()
+        found = []
+        for f in files:
+            for init, a in fresh[f].items():
+                if a.shape == v.shape and np.array_equal(a, v):
+                    found.append((f, init, lambda t: t))
+                elif v.ndim == 2 and a.shape == v.shape[::-1] and np.array_equal(a, v.T):
+                    found.append((f, init, lambda t: np.ascontiguousarray(t.T)))
+                elif ".lstm." in name and a.ndim >= 2 and a.shape[0] == 1:
+                    hidden = v.shape[0] // 4
+                    if "weight" in name and a.shape[1:] == v.shape and np.array_equal(a[0], lstm_onnx(v, hidden)):
+                        found.append((f, init, lambda t, h=hidden: lstm_torch(t[0], h)))
+                    elif "bias_ih" in name and a.shape == (1, 2 * v.size) and \
+                            np.array_equal(a[0, :v.size], lstm_onnx(v, hidden)):
+                        found.append((f, init, lambda t, h=hidden, n=v.size: lstm_torch(t[0, :n], h)))
+                    elif "bias_hh" in name and a.shape == (1, 2 * v.size) and \
+                            np.array_equal(a[0, v.size:], lstm_onnx(v, hidden)):
+                        found.append((f, init, lambda t, h=hidden, n=v.size: lstm_torch(t[0, n:], h)))
+        if not found:
+            continue   # not in the RNN-T export (the CTC head)
+        assert len(found) == 1, "%s: %d initializers match" % (name, len(found))
+        f, init, convert = found[0]
+        restored[name] = convert(trained[f][init]).astype(np.float32)
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, value in restored.items():
+            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    with open(os.path.join(root, "ref", "params.json")) as f:
+        expected = json.load(f)
+    modules = (("", model.encoder), ("decoder.", model.decoder), ("joint.", model.joint))
+    checked = 0
+    for prefix, module in modules:
+        for name, p in module.named_parameters():
+            e = expected[prefix + name]
+            flat = p.detach().numpy().astype(np.float32).reshape(-1)
+            assert list(p.shape) == e["shape"], name
+            assert abs(float(flat.astype(np.float64).sum()) - e["sum"]) <= 1e-9 * max(1.0, abs(e["sum"])), name
+            assert abs(float((flat.astype(np.float64) ** 2).sum()) - e["sum_squares"]) <= 1e-9 * e["sum_squares"], name
+            assert all(float(flat[i]) == v for i, v in e["samples"]), name
+            checked += 1
+    assert checked == len(expected), "%d of %d parameters checked" % (checked, len(expected))
+    model.eval()
+    log("  small rebuilt from small/la13: %d parameters restored, %d checked against params.json"
+        % (len(restored), checked))
+    return model
+
+
+def narrowed_matrices(model):
+    """The encoder weights the engine stores in bf16 or int8: every Linear and every 1 x 1 convolution of one group
+    (pre_encode's pointwise convolutions, the conv modules' pointwise_conv1/2), as name -> parameter."""
+    chosen = {}
+    for name, p in model.encoder.named_parameters():
+        if not name.endswith(".weight") or p.dim() < 2:
+            continue
+        if p.dim() == 2 or (p.shape[1] > 1 and all(n == 1 for n in p.shape[2:])):
+            chosen[name] = p
+    return chosen
+
+
+def round_bf16(w):
+    """float32 -> the nearest bfloat16 (ties to even), as float32: what `ck_pack_panels_bf16` stores."""
+    u = np.ascontiguousarray(w, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    u = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return u.astype(np.uint32).view(np.float32)
+
+
+def round_int8(w, group=None):
+    """float32 [outputs, inputs, ...] -> 8-bit integers times a float32 scale per output (its largest |w| / 127),
+    rounded to nearest even and kept within +-127, as float32: what `ck_pack_panels_int8` stores. With `group`, a
+    scale per output and per `group` consecutive inputs instead (a study of finer scales; the engine has none)."""
+    w = np.asarray(w, dtype=np.float32)
+    flat = w.reshape(w.shape[0], -1)
+    inputs = flat.shape[1]
+    group = group or inputs
+    pad = -inputs % group
+    grouped = np.pad(flat, ((0, 0), (0, pad))).reshape(flat.shape[0], -1, group)
+    scale = (np.abs(grouped).max(axis=2, keepdims=True) / np.float32(127)).astype(np.float32)
+    safe = np.where(scale > 0, scale, np.float32(1))
+    q = np.clip(np.rint(grouped / safe), -127, 127).astype(np.float32)
+    rounded = np.where(scale > 0, q * scale, np.float32(0)).astype(np.float32)
+    return rounded.reshape(flat.shape[0], -1)[:, :inputs].reshape(w.shape)
+
+
+def make_narrow_small(out):
+    """small/ref-narrow/manifest.json: NeMo's streaming tokens (native convention, every recording, every trained
+    look-ahead) with the encoder matrices rounded as the engine's bf16 and int8 store them, and with int8 scales per
+    group of 64 and of 16 inputs (what finer scales would change)."""
+    import torch
+    t0 = time.time()
+    s = SIZES["small"]
+    labels, root = s["labels"], os.path.join(out, "small")
+    ref_dir = os.path.join(root, "ref")
+    with open(os.path.join(ref_dir, "transcriptions.json")) as f:
+        nemo_refs = json.load(f)["recordings"]
+    model = small_from_export(out)
+    matrices = narrowed_matrices(model)
+    log("  %d encoder matrices rounded: %s" % (len(matrices), ", ".join(sorted(matrices))))
+    results, summary = {}, {}
+    for precision, rounding in (("bf16", round_bf16), ("int8", round_int8),
+                                ("int8_groups_of_64", lambda w: round_int8(w, 64)),
+                                ("int8_groups_of_16", lambda w: round_int8(w, 16))):
+        rounded = build_model("small")
+        rounded.load_state_dict(model.state_dict())
+        with torch.no_grad():
+            params = dict(rounded.encoder.named_parameters())
+            for name in matrices:
+                params[name].copy_(torch.from_numpy(rounding(params[name].detach().numpy())))
+        rounded.eval()
+        results[precision], tokens, differing, equal, runs = {}, 0, 0, 0, 0
+        for rec in SMALL_RECORDINGS:
+            audio = np.load(os.path.join(ref_dir, rec + "_audio.npy")).astype(np.float32) / 32768.0
+            mel, _ = nemo_mel(model, audio)
+            results[precision][rec] = {}
+            for la, r in LOOKAHEADS.items():
+                ids32 = nemo_refs[rec][la]["native"]
+                if precision == "bf16":   # the rebuilt model still gives transcriptions.json's tokens
+                    assert nemo_streaming_transcribe(model, mel, r, False) == ids32, "%s %s: fp32 differs" % (rec, la)
+                ids = nemo_streaming_transcribe(rounded, mel, r, False)
+                distance = edit_distance(ids, ids32)
+                results[precision][rec][la] = {"ids": ids, "text": ids_to_text(ids, labels),
+                                               "tokens_equal_fp32": ids == ids32, "edit_distance_to_fp32": distance}
+                tokens, differing, equal, runs = tokens + len(ids32), differing + distance, equal + (ids == ids32), runs + 1
+        summary[precision] = {"fp32_tokens": tokens, "edit_distance": differing, "results_equal": [equal, runs]}
+        log("  NeMo %s: %d of %d fp32 tokens differ (edit distance); %d of %d results equal"
+            % (precision, differing, tokens, equal, runs))
+    ref = RefWriter(os.path.join(root, "ref-narrow"))
+    ref.write_manifest({
+        "fixture": "small/la13", "generator": "models/make_fixtures.py narrow-small", "versions": versions(),
+        "recordings": list(SMALL_RECORDINGS),
+        "rule": "NeMo's streaming greedy RNN-T, native convention (conformer_stream_step over "
+                "CacheAwareStreamingAudioBuffer(pad_and_drop_preencoded=False) chunks of NeMo's mel of "
+                "../ref/<recording>_audio.npy) at every trained look-ahead, with the trained small model (rebuilt from "
+                "../la13 and checked against ../ref/params.json) whose encoder matrices (%s) are rounded: bf16 to the "
+                "nearest bfloat16, ties to even; int8 to q * scale with scale = max |w| / 127 per output and q = "
+                "round-half-even(w / scale) within +-127; int8_groups_of_G (a study: the engine has no such "
+                "precision) with a scale per output and per G consecutive inputs. Everything else stays float32. "
+                "Compared with ../ref/transcriptions.json's native tokens." % ", ".join(sorted(matrices)),
+        "matrices": sorted(matrices),
+        "tokens": results,
+        "summary": summary,
+    })
+    log("narrow-small: done in %.1f s" % (time.time() - t0))
+
+
+# --------------------------------------------------------------------------------------------------
 # large
 # --------------------------------------------------------------------------------------------------
 
@@ -1305,7 +1491,8 @@ def check_export_nemo(out):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("fixture", choices=["tiny", "small", "large", "sherpa", "sherpa-small", "all", "check-export"],
+    p.add_argument("fixture", choices=["tiny", "small", "large", "sherpa", "sherpa-small", "narrow-small", "all",
+                                       "check-export"],
                    help="check-export: export .nemo files of tiny and small with export_nemo.py and compare")
     p.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     p.add_argument("--retrain", action="store_true", help="train small again instead of using the cache")
@@ -1320,10 +1507,10 @@ def main():
     nemo_logging.setLevel(pylog.ERROR)
 
     TRAIN["steps"] = args.steps
-    todo = ["tiny", "sherpa", "large", "small", "sherpa-small"] if args.fixture == "all" else [args.fixture]
+    todo = ["tiny", "sherpa", "large", "small", "sherpa-small", "narrow-small"] if args.fixture == "all" else [args.fixture]
     for f in todo:
         {"tiny": make_tiny, "large": make_large, "small": lambda o: make_small(o, args.retrain),
-         "sherpa": make_sherpa, "sherpa-small": lambda o: make_sherpa(o, "small"),
+         "sherpa": make_sherpa, "sherpa-small": lambda o: make_sherpa(o, "small"), "narrow-small": make_narrow_small,
          "check-export": check_export_nemo}[f](args.out)
 
 

@@ -34,6 +34,33 @@ import STTKit
         #expect(tokens > 1_000 && Double(differences) <= pooled * Double(tokens), "\(summary)")
     }
 
+    /// NeMo's own streaming with the encoder's matrices rounded as bf16 and int8 store them
+    /// (models/small/ref-narrow, `make_fixtures.py narrow-small`): the engine gives its tokens on every recording at
+    /// every look-ahead, so the tokens that differ from fp32 are the rounded weights' own, not the engine's.
+    @Test(arguments: [SpeechModel.Precision.bf16, .int8])
+    func narrowWeightsGiveNeMosTokensWithTheSameRoundedWeights(precision: SpeechModel.Precision) throws {
+        struct Manifest: Decodable {
+            struct Result: Decodable { let ids: [Int] }
+            let tokens: [String: [String: [String: Result]]]
+        }
+        let url = Fixtures.models.appendingPathComponent("small/ref-narrow/manifest.json")
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: url))
+        let nemo = try #require(manifest.tokens[precision.rawValue])
+        let model = try SpeechModel(folder: Fixtures.folder("small/la13"), precision: precision)
+        var results = 0
+        for name in StreamBatchTests.names {
+            let audio = try Fixtures.ref("small", "\(name)_audio").integers.map { Float($0) / 32768 }
+            for lookahead in model.lookaheads {
+                let key = "la\(lookahead.milliseconds / 80)"
+                let expected = try #require(nemo[name]?[key], "\(name) \(key)")
+                let ids = try transcribe(model, audio, TranscriptionStream.Options(lookahead: lookahead)).map(\.id)
+                #expect(ids == expected.ids, "\(precision) \(name) \(key): \"\(model.text(ids))\" vs NeMo \"\(model.text(expected.ids))\"")
+                results += 1
+            }
+        }
+        #expect(results == 24)
+    }
+
     /// The peer's int8: ONNX Runtime's `quantize_dynamic` of the same trained model's MatMul weights (QUInt8, one
     /// scale per matrix, encoder, decoder and joiner, as sherpa-onnx ships them), read exactly, changes more of fp32's
     /// tokens over every recording at every look-ahead than int8 products here, with a scale per output column and
