@@ -1,6 +1,7 @@
 #include "ckernels.h"
 #include "simd.h"
 #include "amx.h"
+#include "panels.h"
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -64,19 +65,16 @@ static inline float from_bf16(uint16_t h) {
 static inline long bf16_index(long p, long c) { return (p / 2) * 2 * PANEL + c * 2 + (p & 1); }
 
 void ck_pack_panels_bf16(const void *weights, long k, long n, int transposed, uint16_t *packed) {
-    const unsigned char *w = (const unsigned char *)weights;
     long panels = (n + PANEL - 1) / PANEL, k2 = even(k);
     for (long j = 0; j < panels; j++) {
         uint16_t *dst = packed + j * k2 * PANEL;
-        long cols = n - j * PANEL < PANEL ? n - j * PANEL : PANEL;
-        for (long p = 0; p < k2; p++) {
+        for (long p = 0; p < k2; p += 2) {
+            float pair[2][PANEL];
+            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, pair[0]);
+            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
             for (long c = 0; c < PANEL; c++) {
-                float x = 0.0f;
-                if (c < cols && p < k) {
-                    long index = transposed ? (j * PANEL + c) * k + p : p * n + j * PANEL + c;
-                    memcpy(&x, w + index * (long)sizeof(float), sizeof(float));
-                }
-                dst[bf16_index(p, c)] = to_bf16(x);
+                dst[bf16_index(p, c)] = to_bf16(pair[0][c]);
+                dst[bf16_index(p + 1, c)] = to_bf16(pair[1][c]);
             }
         }
     }

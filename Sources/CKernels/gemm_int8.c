@@ -1,6 +1,7 @@
 #include "ckernels.h"
 #include "simd.h"
 #include "amx.h"
+#include "panels.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,36 +25,47 @@
 
 static long even(long k) { return (k + 1) & ~1L; }
 
+// Rounds a float of magnitude up to 2²² to the nearest integer, ties to even: 1.5 · 2²³ added and subtracted.
+#define ROUND_MAGIC 12582912.0f
+
 long ck_packed_int8_size(long k, long n) { return even(k) * ((n + PANEL - 1) / PANEL) * PANEL; }
 
 void ck_pack_panels_int8(const void *weights, long k, long n, int transposed, int8_t *packed, float *scales) {
-    const unsigned char *w = (const unsigned char *)weights;
     long panels = (n + PANEL - 1) / PANEL, k2 = even(k);
-    for (long j = 0; j < n; j++) {
-        float largest = 0.0f;
-        for (long p = 0; p < k; p++) {
-            float x;
-            memcpy(&x, w + (transposed ? j * k + p : p * n + j) * (long)sizeof(float), sizeof x);
-            float a = fabsf(x);
-            if (a > largest) largest = a;   // a NaN weight is left out of the scale
-        }
-        scales[j] = isfinite(largest) ? largest / 127.0f : 0.0f;
-    }
     for (long j = 0; j < panels; j++) {
-        int8_t *dst = packed + j * k2 * PANEL;
-        for (long p = 0; p < k2; p++) {
+        float row[PANEL], largest[PANEL] = {0}, scale[PANEL], divisor[PANEL];
+        for (long p = 0; p < k; p++) {
+            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, row);
             for (long c = 0; c < PANEL; c++) {
-                long col = j * PANEL + c;
-                int8_t q = 0;
-                if (col < n && p < k && scales[col] > 0.0f) {
-                    float x;
-                    memcpy(&x, w + (transposed ? col * k + p : p * n + col) * (long)sizeof(float), sizeof x);
-                    float v = x == x ? x / scales[col] : 0.0f;   // a NaN weight packs as 0
+                float a = fabsf(row[c]);
+                largest[c] = a > largest[c] ? a : largest[c];   // a NaN weight is left out of the scale
+            }
+        }
+        for (long c = 0; c < PANEL; c++) {
+            scale[c] = isfinite(largest[c]) ? largest[c] / 127.0f : 0.0f;
+            divisor[c] = scale[c] > 0.0f ? scale[c] : 1.0f;
+            if (j * PANEL + c < n) scales[j * PANEL + c] = scale[c];
+        }
+        // Each weight divided by its column's scale, kept within ±127 and rounded to nearest even (ROUND_MAGIC, exact
+        // here); a NaN weight and a column of scale 0 pack as 0.
+        int8_t *dst = packed + j * k2 * PANEL;
+        for (long p = 0; p < k2; p += 2) {
+            float pair[2][PANEL];
+            int8_t q[2][PANEL];
+            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, pair[0]);
+            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
+            for (int h = 0; h < 2; h++) {
+                for (long c = 0; c < PANEL; c++) {
+                    float x = pair[h][c];
+                    float v = scale[c] > 0.0f && x == x ? x / divisor[c] : 0.0f;
                     v = v > 127.0f ? 127.0f : v;
                     v = v > -127.0f ? v : -127.0f;
-                    q = (int8_t)lrintf(v);
+                    q[h][c] = (int8_t)(int)((v + ROUND_MAGIC) - ROUND_MAGIC);
                 }
-                dst[(p / 2) * 2 * PANEL + c * 2 + (p & 1)] = q;
+            }
+            for (long c = 0; c < PANEL; c++) {
+                dst[p * PANEL + 2 * c] = q[0][c];
+                dst[p * PANEL + 2 * c + 1] = q[1][c];
             }
         }
     }
@@ -83,9 +95,8 @@ static long row_limit(long k2) {
 // Rows as 16-bit integers and their scales. Compiled for the portable products and again with AVX2 for the others,
 // where every loop vectorizes (the rounding was a library call per element, in scalar code). Both make the same
 // integers: the largest |x| is kept in 8 lanes (a maximum does not round), each x is divided by the scale and rounded
-// to nearest even by adding and subtracting 1.5 · 2²³, exact for |v| ≤ 2²². Infinite rows (scale 0) become zeros; a
+// to nearest even by adding and subtracting ROUND_MAGIC, exact for |v| ≤ 2²². Infinite rows (scale 0) become zeros; a
 // NaN takes the lower bound, never reaching the conversion.
-#define ROUND_MAGIC 12582912.0f
 #define MAX_LANES 8
 #define DEFINE_QUANTIZE(SUFFIX, ATTR)                                                                            \
     ATTR static void quantize_rows_##SUFFIX(const float *x, long m, long k, long ldx, int16_t *q,                  \
