@@ -204,6 +204,9 @@ struct BenchStreams: ParsableCommand {
     @Option(help: "Recording to repeat.")
     var audio: String = "samples/green-apples.wav"
 
+    @Option(help: "How the weight matrices are stored: fp32, bf16 or int8.")
+    var precision: WeightPrecision = .fp32
+
     @Flag(help: "Time the batched encoder steps alone (EncoderBatch), without features and decoder.")
     var encoderOnly = false
 
@@ -216,7 +219,7 @@ struct BenchStreams: ParsableCommand {
         let speech: SpeechModel
         let wav: WAVFile
         do {
-            speech = try SpeechModel(folder: model, threads: threads)
+            speech = try SpeechModel(folder: model, threads: threads, precision: SpeechModel.Precision(rawValue: precision.rawValue))
             wav = try WAVFile(path: audio)
         } catch { throw CommandFailure(error) }
         let clip = try Resampler(from: wav.sampleRate, to: 16_000)(wav.samples)
@@ -238,7 +241,7 @@ struct BenchStreams: ParsableCommand {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let audioSeconds = Double(streams * seconds)
         print("{\"streams\": \(streams), \"lookahead_ms\": \(lookahead), \"threads\": \(threads), "
-              + "\"audio_seconds\": \(audioSeconds), \"wall_seconds\": \(elapsed), "
+              + "\"precision\": \"\(precision.rawValue)\", \"audio_seconds\": \(audioSeconds), \"wall_seconds\": \(elapsed), "
               + "\"audio_per_wall\": \(audioSeconds / elapsed), \"batched_steps\": \(steps), \"tokens\": \(tokens), "
               + "\"kernels\": \"\(Kernels.variant)\"}")
     }
@@ -247,7 +250,8 @@ struct BenchStreams: ParsableCommand {
     func runEncoder() throws {
         let encoder: ConformerEncoder
         do {
-            encoder = try ConformerEncoder(graph: ExportedGraph(path: try encoderFile(model)), threads: threads)
+            encoder = try ConformerEncoder(graph: ExportedGraph(path: try encoderFile(model)), threads: threads,
+                                           precision: precision)
         } catch { throw CommandFailure(error) }
         guard lookahead % 80 == 0 else { throw CommandFailure("look-ahead \(lookahead) ms is not a whole number of 80 ms frames") }
         try requireOption("lookahead", lookahead / 80, in: 0...encoder.maxLookahead)
@@ -272,7 +276,7 @@ struct BenchStreams: ParsableCommand {
         let median = times[times.count / 2]
         let audio = Double(schedule.hop * 10) / 1000 * Double(streams)
         print("{\"streams\": \(streams), \"lookahead_ms\": \(lookahead), \"threads\": \(threads), "
-              + "\"median_step_ms\": \(median * 1000), \"audio_per_wall\": \(audio / median), "
+              + "\"precision\": \"\(precision.rawValue)\", \"median_step_ms\": \(median * 1000), \"audio_per_wall\": \(audio / median), "
               + "\"kernels\": \"\(Kernels.variant)\"}")
     }
 }
