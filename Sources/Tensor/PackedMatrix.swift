@@ -44,13 +44,13 @@ package struct PackedMatrix: Sendable {
         switch precision {
         case .int8:
             let bytes8 = ck_packed_int8_size(rows, columns)
-            storage = Tensor(uninitialized: [columns + (bytes8 + 3) / 4])
+            storage = Tensor(weights: [columns + (bytes8 + 3) / 4])
             ck_pack_panels_int8(bytes, rows, columns, transposed ? 1 : 0, int8, storage.data)
         case .fp32:
-            storage = Tensor(uninitialized: [count])
+            storage = Tensor(weights: [count])
             ck_pack_panels_bytes(bytes, rows, columns, transposed ? 1 : 0, storage.data)
         case .bf16:
-            storage = Tensor(uninitialized: [(ck_packed_bf16_size(rows, columns) + 1) / 2])
+            storage = Tensor(weights: [(ck_packed_bf16_size(rows, columns) + 1) / 2])
             ck_pack_panels_bf16(bytes, rows, columns, transposed ? 1 : 0, bf16)
         }
     }
