@@ -70,8 +70,8 @@ void ck_pack_panels_bf16(const void *weights, long k, long n, int transposed, ui
         uint16_t *dst = packed + j * k2 * PANEL;
         for (long p = 0; p < k2; p += 2) {
             float pair[2][PANEL];
-            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, pair[0]);
-            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
+            ck_panel_row(weights, k, n, transposed, j * PANEL, p, pair[0]);
+            ck_panel_row(weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
             for (long c = 0; c < PANEL; c++) {
                 dst[bf16_index(p, c)] = to_bf16(pair[0][c]);
                 dst[bf16_index(p + 1, c)] = to_bf16(pair[1][c]);

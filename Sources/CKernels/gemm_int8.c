@@ -35,7 +35,7 @@ void ck_pack_panels_int8(const void *weights, long k, long n, int transposed, in
     for (long j = 0; j < panels; j++) {
         float row[PANEL], largest[PANEL] = {0}, scale[PANEL], divisor[PANEL];
         for (long p = 0; p < k; p++) {
-            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, row);
+            ck_panel_row(weights, k, n, transposed, j * PANEL, p, row);
             for (long c = 0; c < PANEL; c++) {
                 float a = fabsf(row[c]);
                 largest[c] = a > largest[c] ? a : largest[c];   // a NaN weight is left out of the scale
@@ -52,8 +52,8 @@ void ck_pack_panels_int8(const void *weights, long k, long n, int transposed, in
         for (long p = 0; p < k2; p += 2) {
             float pair[2][PANEL];
             int8_t q[2][PANEL];
-            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p, pair[0]);
-            ck_panel_row((const unsigned char *)weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
+            ck_panel_row(weights, k, n, transposed, j * PANEL, p, pair[0]);
+            ck_panel_row(weights, k, n, transposed, j * PANEL, p + 1, pair[1]);
             for (int h = 0; h < 2; h++) {
                 for (long c = 0; c < PANEL; c++) {
                     float x = pair[h][c];
